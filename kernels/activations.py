@@ -30,7 +30,7 @@ LEAKY_RELU = 4
 LEAKY_SLOPE = 0.01
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def sigmoid(z):
     """Logistic function, evaluated without overflow for large ``|z|``."""
     if z >= 0:
@@ -39,7 +39,7 @@ def sigmoid(z):
     return e / (1.0 + e)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def bias_activation_inplace(Z, b, activation):
     """Add the bias row and apply the activation in one pass over ``Z``.
 
@@ -79,7 +79,7 @@ def bias_activation_inplace(Z, b, activation):
         raise ValueError("unknown activation code")
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def activation_backward_inplace(dA, A, activation):
     """Turn a gradient w.r.t. activations into one w.r.t. pre-activations.
 

@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _splitmix64(state):
     # Steele, Lea & Flood (2014), "Fast splittable pseudorandom number
     # generators"; the constants are those of the published SplitMix64.
@@ -22,7 +22,7 @@ def _splitmix64(state):
     return state, z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def shuffle_inplace(order, seed):
     """Fisher-Yates shuffle of ``order`` driven by SplitMix64 from ``seed``.
 
@@ -46,7 +46,7 @@ def shuffle_inplace(order, seed):
         order[j] = tmp
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def gather_batch(X, y, order, start, stop, scale, shift, out, labels_out):
     """Copy rows ``order[start:stop]`` of ``X`` into ``out``, normalized.
 

@@ -16,7 +16,7 @@ from numba import njit
 from .activations import activation_backward_inplace, bias_activation_inplace
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def dense_forward(X, W, b, activation, out):
     """Fused dense layer: ``out = f(X @ W + b)``.
 
@@ -35,7 +35,7 @@ def dense_forward(X, W, b, activation, out):
     bias_activation_inplace(out, b, activation)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def column_sums(dZ, db):
     """``db[j] = sum_i dZ[i, j]`` (the bias gradient), written in place."""
     n, m = dZ.shape
@@ -46,7 +46,7 @@ def column_sums(dZ, db):
             db[j] += dZ[i, j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def dense_backward(X, W, dZ, dW, db, dX, input_activation):
     """Backward pass of a dense layer, fused with the previous layer's activation.
 

@@ -21,7 +21,7 @@ LEARNING_RATE, MOMENTUM_COEF, BETA1, BETA2, EPSILON, L1, L2 = range(7)
 N_HYPER = 7
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def apply_update(optimizer, params, grads, state1, state2, step, hyper, n_weights):
     """Dispatch one in-place optimizer step (codes in :mod:`kernels.optimizers`)."""
     lr, l1, l2 = hyper[LEARNING_RATE], hyper[L1], hyper[L2]
@@ -38,7 +38,7 @@ def apply_update(optimizer, params, grads, state1, state2, step, hyper, n_weight
         raise ValueError("unknown optimizer code")
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def train_epoch(X, y, order, scale, shift, params, layer_sizes, activation,
                 optimizer, hyper, step, batch_size,
                 grads, grad_sum, state1, state2, inputs, labels, acts, scratch):
@@ -113,7 +113,7 @@ def train_epoch(X, y, order, scale, shift, params, layer_sizes, activation,
     return loss_sum, n_correct, step
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def predict_log_proba(X, scale, shift, params, layer_sizes, activation, inputs, acts, out):
     """Log-probabilities of every class for every row of ``X``, in chunks.
 

@@ -3,7 +3,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def softmax_cross_entropy(logits, labels, grad_scale, grad):
     """Softmax cross-entropy of a batch: summed loss, correct count and gradient.
 
@@ -58,7 +58,7 @@ def softmax_cross_entropy(logits, labels, grad_scale, grad):
     return loss_sum, n_correct
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def log_softmax_inplace(logits):
     """``logits <- logits - logsumexp(logits, axis=1)`` (stable), shape (n, k)."""
     n, k = logits.shape

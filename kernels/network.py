@@ -21,7 +21,7 @@ from .activations import IDENTITY
 from .dense import dense_backward, dense_forward
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def parameter_offsets(layer_sizes):
     """Offsets of every weight matrix and bias vector in the flat vector.
 
@@ -47,7 +47,7 @@ def parameter_offsets(layer_sizes):
     return w_off, b_off
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def activation_offsets(layer_sizes, capacity):
     """Offsets of each layer's activations in the flat activation buffer.
 
@@ -62,13 +62,13 @@ def activation_offsets(layer_sizes, capacity):
     return off
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def matrix_view(flat, offset, rows, cols):
     """``flat[offset:offset + rows*cols]`` seen as a C-ordered (rows, cols) matrix."""
     return flat[offset:offset + rows * cols].reshape((rows, cols))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def forward_network(x, n_rows, params, layer_sizes, activation, acts, capacity):
     """Forward pass of the whole network; returns the logits view.
 
@@ -104,7 +104,7 @@ def forward_network(x, n_rows, params, layer_sizes, activation, acts, capacity):
     return inp
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def backward_network(x, n_rows, params, layer_sizes, activation, acts, capacity,
                      scratch, grads):
     """Back-propagate the logits' gradient (stored in place of the logits).

@@ -20,18 +20,19 @@ ADAM = 3
 ADAMW = 4
 
 
-@njit(cache=True, inline="always")
-def _penalized(g, w, i, n_weights, l1, l2):
-    if i < n_weights:
-        g += l2 * w
-        if w > 0:
-            g += l1
-        elif w < 0:
-            g -= l1
-    return g
+# Floating-point flags that let LLVM vectorize these loops (reassociation,
+# reciprocal and fused multiply-add) while keeping NaN and infinity semantics,
+# so a diverging run still shows non-finite values to the caller.
+FASTMATH = {"reassoc", "contract", "arcp", "nsz", "afn"}
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
+def _penalty_gradient(w, l1, l2):
+    """Gradient of ``l1 |w| + l2 / 2 w^2``: ``l2 w + l1 sign(w)`` (0 at w = 0)."""
+    return l2 * w + l1 * (np.float32(w > 0) - np.float32(w < 0))
+
+
+@njit(cache=True, error_model="numpy", fastmath=FASTMATH)
 def sgd_update(params, grads, learning_rate, l1, l2, n_weights):
     """Plain gradient step ``w <- w - lr * (g + penalty'(w))``.
 
@@ -45,12 +46,33 @@ def sgd_update(params, grads, learning_rate, l1, l2, n_weights):
     """
     dt = params.dtype.type
     lr, a1, a2 = dt(learning_rate), dt(l1), dt(l2)
+    weights, weight_grads = params[:n_weights], grads[:n_weights]
+    for i in range(n_weights):
+        w = weights[i]
+        weights[i] = w - lr * (weight_grads[i] + _penalty_gradient(w, a1, a2))
+    biases, bias_grads = params[n_weights:], grads[n_weights:]
+    for i in range(biases.size):
+        biases[i] -= lr * bias_grads[i]
+
+
+@njit(cache=True, error_model="numpy", fastmath=FASTMATH)
+def _momentum_range(params, grads, velocity, lo, hi, lr, mu, a1, a2, nesterov):
+    # Slices, then loops from 0: LLVM can then prove indices non-negative,
+    # drop Numba's negative-index wraparound and vectorize.
+    params, grads, velocity = params[lo:hi], grads[lo:hi], velocity[lo:hi]
+    one = params.dtype.type(1.0)
     for i in range(params.size):
         w = params[i]
-        params[i] = w - lr * _penalized(grads[i], w, i, n_weights, a1, a2)
+        v_old = velocity[i]
+        v = mu * v_old - lr * (grads[i] + _penalty_gradient(w, a1, a2))
+        velocity[i] = v
+        if nesterov:
+            params[i] = w - mu * v_old + (one + mu) * v
+        else:
+            params[i] = w + v
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def momentum_update(params, grads, velocity, learning_rate, momentum, l1, l2, n_weights):
     """Classical momentum: ``v <- mu v - lr g``; ``w <- w + v``.
 
@@ -65,15 +87,12 @@ def momentum_update(params, grads, velocity, learning_rate, momentum, l1, l2, n_
     n_weights : int
     """
     dt = params.dtype.type
-    lr, mu, a1, a2 = dt(learning_rate), dt(momentum), dt(l1), dt(l2)
-    for i in range(params.size):
-        w = params[i]
-        v = mu * velocity[i] - lr * _penalized(grads[i], w, i, n_weights, a1, a2)
-        velocity[i] = v
-        params[i] = w + v
+    lr, mu, a1, a2, zero = dt(learning_rate), dt(momentum), dt(l1), dt(l2), dt(0.0)
+    _momentum_range(params, grads, velocity, 0, n_weights, lr, mu, a1, a2, False)
+    _momentum_range(params, grads, velocity, n_weights, params.size, lr, mu, zero, zero, False)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def nesterov_update(params, grads, velocity, learning_rate, momentum, l1, l2, n_weights):
     """Nesterov momentum in the form that needs no look-ahead forward pass.
 
@@ -84,17 +103,26 @@ def nesterov_update(params, grads, velocity, learning_rate, momentum, l1, l2, n_
     Parameters are as for :func:`momentum_update`.
     """
     dt = params.dtype.type
-    lr, mu, a1, a2 = dt(learning_rate), dt(momentum), dt(l1), dt(l2)
-    one = dt(1.0)
+    lr, mu, a1, a2, zero = dt(learning_rate), dt(momentum), dt(l1), dt(l2), dt(0.0)
+    _momentum_range(params, grads, velocity, 0, n_weights, lr, mu, a1, a2, True)
+    _momentum_range(params, grads, velocity, n_weights, params.size, lr, mu, zero, zero, True)
+
+
+@njit(cache=True, error_model="numpy", fastmath=FASTMATH)
+def _adam_range(params, grads, m, v, lo, hi, lr_t, eps_hat, b1, b2, a1, a2, decay):
+    params, grads, m, v = params[lo:hi], grads[lo:hi], m[lo:hi], v[lo:hi]
+    one = params.dtype.type(1.0)
     for i in range(params.size):
         w = params[i]
-        v_old = velocity[i]
-        v = mu * v_old - lr * _penalized(grads[i], w, i, n_weights, a1, a2)
-        velocity[i] = v
-        params[i] = w - mu * v_old + (one + mu) * v
+        g = grads[i] + _penalty_gradient(w, a1, a2)
+        mi = b1 * m[i] + (one - b1) * g
+        vi = b2 * v[i] + (one - b2) * g * g
+        m[i] = mi
+        v[i] = vi
+        params[i] = w - decay * w - lr_t * mi / (np.sqrt(vi) + eps_hat)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def adam_update(params, grads, m, v, step, learning_rate, beta1, beta2, epsilon,
                 l1, l2, n_weights, decoupled):
     """Adam / AdamW step, fused: ``m``, ``v`` and the weight in one pass.
@@ -123,18 +151,9 @@ def adam_update(params, grads, m, v, step, learning_rate, beta1, beta2, epsilon,
     c2 = np.sqrt(1.0 - beta2 ** step)
     lr_t = dt(learning_rate * c2 / (1.0 - beta1 ** step))
     eps_hat = dt(epsilon * c2)
-    b1, b2 = dt(beta1), dt(beta2)
-    one = dt(1.0)
-    a1 = dt(l1)
-    a2 = dt(0.0) if decoupled else dt(l2)
-    decay = dt(learning_rate * l2) if decoupled else dt(0.0)
-    for i in range(params.size):
-        w = params[i]
-        g = _penalized(grads[i], w, i, n_weights, a1, a2)
-        mi = b1 * m[i] + (one - b1) * g
-        vi = b2 * v[i] + (one - b2) * g * g
-        m[i] = mi
-        v[i] = vi
-        if i < n_weights:
-            w -= decay * w
-        params[i] = w - lr_t * mi / (np.sqrt(vi) + eps_hat)
+    b1, b2, zero = dt(beta1), dt(beta2), dt(0.0)
+    a2 = zero if decoupled else dt(l2)
+    decay = dt(learning_rate * l2) if decoupled else zero
+    _adam_range(params, grads, m, v, 0, n_weights, lr_t, eps_hat, b1, b2, dt(l1), a2, decay)
+    _adam_range(params, grads, m, v, n_weights, params.size, lr_t, eps_hat, b1, b2,
+                zero, zero, zero)
