@@ -112,6 +112,9 @@ def build_parser():
     run.add_argument("--threads", type=positive_int, default=None,
                      help="CPU threads for matrix products (default: all cores)")
     run.add_argument("--save", metavar="PATH", default=None, help="write the trained model (.npz)")
+    run.add_argument("--plots", metavar="DIR", default=None,
+                     help="write learning curves, confusion matrix, misclassified digits and "
+                          "first-layer weights as PNGs (needs matplotlib: fastann[plot])")
     run.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     train.set_defaults(handler=run_train)
 
@@ -174,6 +177,11 @@ def run_train(args):
     if args.save:
         model.save(args.save)
         print(f"saved model to {args.save}")
+    if args.plots:
+        from .plots import save_training_plots
+        paths = save_training_plots(model, args.plots, X_test=X_test, y_test=y_test,
+                                    n_validation=None if val_data is None else len(val_data[1]))
+        print(f"wrote {len(paths)} figures to {args.plots}")
     return 0
 
 
@@ -203,7 +211,7 @@ def main(argv=None):
     try:
         return args.handler(args)
     except (DatasetError, ModelFileError, FileNotFoundError, PermissionError, ValueError,
-            CommandError) as exc:
+            ImportError, CommandError) as exc:
         print(f"fastann: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
