@@ -12,7 +12,8 @@ from numba import njit
 
 from .batching import gather_batch
 from .loss import log_softmax_inplace, softmax_cross_entropy
-from .network import backward_network, forward_network, matrix_view, parameter_offsets
+from .network import (activation_offsets, backward_with_offsets, forward_with_offsets,
+                      parameter_offsets)
 from .optimizers import (ADAM, ADAMW, MOMENTUM, NESTEROV, SGD, adam_update,
                          momentum_update, nesterov_update, sgd_update)
 
@@ -86,7 +87,9 @@ def train_epoch(X, y, order, scale, shift, params, layer_sizes, activation,
     """
     n = order.size
     capacity = inputs.shape[0]
-    n_weights = parameter_offsets(layer_sizes)[0][-1]
+    w_off, b_off = parameter_offsets(layer_sizes)
+    a_off = activation_offsets(layer_sizes, capacity)
+    n_weights = w_off[-1]
     loss_sum = 0.0
     n_correct = 0
     for start in range(0, n, batch_size):
@@ -96,16 +99,17 @@ def train_epoch(X, y, order, scale, shift, params, layer_sizes, activation,
             micro_stop = min(micro_start + capacity, stop)
             n_rows = micro_stop - micro_start
             gather_batch(X, y, order, micro_start, micro_stop, scale, shift, inputs, labels)
-            logits = forward_network(inputs, n_rows, params, layer_sizes, activation, acts, capacity)
+            logits = forward_with_offsets(inputs, n_rows, params, layer_sizes, w_off, b_off, a_off,
+                                          activation, acts)
             batch_loss, batch_correct = softmax_cross_entropy(logits, labels[:n_rows], grad_scale, logits)
             loss_sum += batch_loss
             n_correct += batch_correct
             if micro_start == start:
-                backward_network(inputs, n_rows, params, layer_sizes, activation, acts, capacity,
-                                 scratch, grads)
+                backward_with_offsets(inputs, n_rows, params, layer_sizes, w_off, b_off, a_off,
+                                      activation, acts, scratch, grads)
             else:
-                backward_network(inputs, n_rows, params, layer_sizes, activation, acts, capacity,
-                                 scratch, grad_sum)
+                backward_with_offsets(inputs, n_rows, params, layer_sizes, w_off, b_off, a_off,
+                                      activation, acts, scratch, grad_sum)
                 for i in range(grads.size):
                     grads[i] += grad_sum[i]
         step += 1
@@ -131,10 +135,13 @@ def predict_log_proba(X, scale, shift, params, layer_sizes, activation, inputs, 
     order = np.arange(n)
     dummy_y = np.zeros(n, np.int32)
     labels = np.zeros(capacity, np.int32)
+    w_off, b_off = parameter_offsets(layer_sizes)
+    a_off = activation_offsets(layer_sizes, capacity)
     for start in range(0, n, capacity):
         stop = min(start + capacity, n)
         n_rows = stop - start
         gather_batch(X, dummy_y, order, start, stop, scale, shift, inputs, labels)
-        logits = forward_network(inputs, n_rows, params, layer_sizes, activation, acts, capacity)
+        logits = forward_with_offsets(inputs, n_rows, params, layer_sizes, w_off, b_off, a_off,
+                                      activation, acts)
         log_softmax_inplace(logits)
         out[start:stop] = logits

@@ -90,9 +90,15 @@ def forward_network(x, n_rows, params, layer_sizes, activation, acts, capacity):
     -------
     logits : ndarray, shape (n_rows, d_L), a view into ``acts``.
     """
-    n_layers = layer_sizes.size - 1
     w_off, b_off = parameter_offsets(layer_sizes)
-    a_off = activation_offsets(layer_sizes, capacity)
+    return forward_with_offsets(x, n_rows, params, layer_sizes, w_off, b_off,
+                                activation_offsets(layer_sizes, capacity), activation, acts)
+
+
+@njit(cache=True, error_model="numpy")
+def forward_with_offsets(x, n_rows, params, layer_sizes, w_off, b_off, a_off, activation, acts):
+    """:func:`forward_network` with the offsets precomputed (no allocation)."""
+    n_layers = layer_sizes.size - 1
     inp = x[:n_rows]
     for l in range(n_layers):
         d_in, d_out = layer_sizes[l], layer_sizes[l + 1]
@@ -118,9 +124,17 @@ def backward_network(x, n_rows, params, layer_sizes, activation, acts, capacity,
     grads : ndarray, shape (n_params,), float
         Written in place with the gradient (same layout as ``params``).
     """
-    n_layers = layer_sizes.size - 1
     w_off, b_off = parameter_offsets(layer_sizes)
-    a_off = activation_offsets(layer_sizes, capacity)
+    backward_with_offsets(x, n_rows, params, layer_sizes, w_off, b_off,
+                          activation_offsets(layer_sizes, capacity), activation, acts,
+                          scratch, grads)
+
+
+@njit(cache=True, error_model="numpy")
+def backward_with_offsets(x, n_rows, params, layer_sizes, w_off, b_off, a_off, activation,
+                          acts, scratch, grads):
+    """:func:`backward_network` with the offsets precomputed (no allocation)."""
+    n_layers = layer_sizes.size - 1
     empty = scratch[:0].reshape((0, 0))
     half = scratch.size // 2
     dZ = matrix_view(acts, a_off[n_layers - 1], n_rows, layer_sizes[n_layers])
