@@ -10,6 +10,7 @@ from .activations import (IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH,
 from .batching import gather_batch, shuffle_inplace
 from .dense import column_sums, dense_backward, dense_forward
 from .epoch import N_HYPER, apply_update, predict_log_proba, train_epoch
+from .sparse import gather_sparse_batch, sparse_dense_backward, sparse_dense_forward
 from .loss import log_softmax_inplace, softmax_cross_entropy
 from .network import (activation_offsets, backward_network, forward_network,
                       parameter_offsets)

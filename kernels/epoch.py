@@ -13,7 +13,9 @@ from numba import njit
 from .batching import gather_batch
 from .loss import log_softmax_inplace, softmax_cross_entropy
 from .network import (activation_offsets, backward_with_offsets, forward_with_offsets,
-                      parameter_offsets)
+                      matrix_view, parameter_offsets)
+from .sparse import gather_sparse_batch, sparse_dense_backward, sparse_dense_forward
+from .activations import IDENTITY
 from .optimizers import (ADAM, ADAMW, MOMENTUM, NESTEROV, SGD, adam_update,
                          momentum_update, nesterov_update, sgd_update)
 
@@ -42,7 +44,8 @@ def apply_update(optimizer, params, grads, state1, state2, step, hyper, n_weight
 @njit(cache=True, error_model="numpy")
 def train_epoch(X, y, order, scale, shift, params, layer_sizes, activation,
                 optimizer, hyper, step, batch_size,
-                grads, grad_sum, state1, state2, inputs, labels, acts, scratch):
+                grads, grad_sum, state1, state2, inputs, labels, acts, scratch,
+                sparse_input, row_ptr, nz_index, nz_value):
     """Train for one pass over ``order`` and return the running loss and accuracy.
 
     Parameters
@@ -74,6 +77,12 @@ def train_epoch(X, y, order, scale, shift, params, layer_sizes, activation,
     labels : ndarray, shape (capacity,), int32
     acts, scratch : ndarray, flat float buffers sized by
         :func:`kernels.network.activation_offsets` and ``2 * capacity * max hidden width``.
+    sparse_input : bool
+        Compute the first layer from the nonzero inputs only
+        (:mod:`kernels.sparse`); requires ``shift == 0``.
+    row_ptr, nz_index, nz_value : ndarray
+        CSR buffers of shapes ``(capacity + 1,)`` int64, ``(capacity * d_0,)``
+        int32 and float; may be empty when ``sparse_input`` is False.
 
     Returns
     -------
@@ -90,6 +99,7 @@ def train_epoch(X, y, order, scale, shift, params, layer_sizes, activation,
     w_off, b_off = parameter_offsets(layer_sizes)
     a_off = activation_offsets(layer_sizes, capacity)
     n_weights = w_off[-1]
+    n_layers = layer_sizes.size - 1
     loss_sum = 0.0
     n_correct = 0
     for start in range(0, n, batch_size):
@@ -98,18 +108,30 @@ def train_epoch(X, y, order, scale, shift, params, layer_sizes, activation,
         for micro_start in range(start, stop, capacity):
             micro_stop = min(micro_start + capacity, stop)
             n_rows = micro_stop - micro_start
-            gather_batch(X, y, order, micro_start, micro_stop, scale, shift, inputs, labels)
+            if sparse_input:
+                gather_sparse_batch(X, y, order, micro_start, micro_stop, scale, labels,
+                                    row_ptr, nz_index, nz_value)
+                sparse_dense_forward(row_ptr, nz_index, nz_value, n_rows,
+                                     matrix_view(params, w_off[0], layer_sizes[0], layer_sizes[1]),
+                                     params[b_off[0]:b_off[1]],
+                                     activation if n_layers > 1 else IDENTITY,
+                                     matrix_view(acts, a_off[0], n_rows, layer_sizes[1]))
+            else:
+                gather_batch(X, y, order, micro_start, micro_stop, scale, shift, inputs, labels)
+            first = 1 if sparse_input else 0
             logits = forward_with_offsets(inputs, n_rows, params, layer_sizes, w_off, b_off, a_off,
-                                          activation, acts)
+                                          activation, acts, first)
             batch_loss, batch_correct = softmax_cross_entropy(logits, labels[:n_rows], grad_scale, logits)
             loss_sum += batch_loss
             n_correct += batch_correct
-            if micro_start == start:
-                backward_with_offsets(inputs, n_rows, params, layer_sizes, w_off, b_off, a_off,
-                                      activation, acts, scratch, grads)
-            else:
-                backward_with_offsets(inputs, n_rows, params, layer_sizes, w_off, b_off, a_off,
-                                      activation, acts, scratch, grad_sum)
+            target = grads if micro_start == start else grad_sum
+            dZ0 = backward_with_offsets(inputs, n_rows, params, layer_sizes, w_off, b_off, a_off,
+                                        activation, acts, scratch, target, first)
+            if sparse_input:
+                sparse_dense_backward(row_ptr, nz_index, nz_value, n_rows, dZ0,
+                                      matrix_view(target, w_off[0], layer_sizes[0], layer_sizes[1]),
+                                      target[b_off[0]:b_off[1]])
+            if micro_start != start:
                 for i in range(grads.size):
                     grads[i] += grad_sum[i]
         step += 1
@@ -142,6 +164,6 @@ def predict_log_proba(X, scale, shift, params, layer_sizes, activation, inputs, 
         n_rows = stop - start
         gather_batch(X, dummy_y, order, start, stop, scale, shift, inputs, labels)
         logits = forward_with_offsets(inputs, n_rows, params, layer_sizes, w_off, b_off, a_off,
-                                      activation, acts)
+                                      activation, acts, 0)
         log_softmax_inplace(logits)
         out[start:stop] = logits

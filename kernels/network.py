@@ -92,15 +92,21 @@ def forward_network(x, n_rows, params, layer_sizes, activation, acts, capacity):
     """
     w_off, b_off = parameter_offsets(layer_sizes)
     return forward_with_offsets(x, n_rows, params, layer_sizes, w_off, b_off,
-                                activation_offsets(layer_sizes, capacity), activation, acts)
+                                activation_offsets(layer_sizes, capacity), activation, acts, 0)
 
 
 @njit(cache=True, error_model="numpy")
-def forward_with_offsets(x, n_rows, params, layer_sizes, w_off, b_off, a_off, activation, acts):
-    """:func:`forward_network` with the offsets precomputed (no allocation)."""
+def forward_with_offsets(x, n_rows, params, layer_sizes, w_off, b_off, a_off, activation, acts,
+                         first_layer):
+    """:func:`forward_network` with the offsets precomputed (no allocation).
+
+    With ``first_layer = 1`` the first layer's activations must already be in
+    ``acts`` (computed by :func:`kernels.sparse.sparse_dense_forward`) and ``x``
+    is not read.
+    """
     n_layers = layer_sizes.size - 1
-    inp = x[:n_rows]
-    for l in range(n_layers):
+    inp = x[:n_rows] if first_layer == 0 else matrix_view(acts, a_off[0], n_rows, layer_sizes[1])
+    for l in range(first_layer, n_layers):
         d_in, d_out = layer_sizes[l], layer_sizes[l + 1]
         W = matrix_view(params, w_off[l], d_in, d_out)
         b = params[b_off[l]:b_off[l + 1]]
@@ -127,18 +133,24 @@ def backward_network(x, n_rows, params, layer_sizes, activation, acts, capacity,
     w_off, b_off = parameter_offsets(layer_sizes)
     backward_with_offsets(x, n_rows, params, layer_sizes, w_off, b_off,
                           activation_offsets(layer_sizes, capacity), activation, acts,
-                          scratch, grads)
+                          scratch, grads, 0)
 
 
 @njit(cache=True, error_model="numpy")
 def backward_with_offsets(x, n_rows, params, layer_sizes, w_off, b_off, a_off, activation,
-                          acts, scratch, grads):
-    """:func:`backward_network` with the offsets precomputed (no allocation)."""
+                          acts, scratch, grads, first_layer):
+    """:func:`backward_network` with the offsets precomputed (no allocation).
+
+    Processes layers ``L-1 .. first_layer`` and returns the gradient w.r.t. the
+    pre-activation of layer ``first_layer - 1``'s output (a view into
+    ``scratch`` or ``acts``), which the sparse first layer consumes when
+    ``first_layer = 1``.
+    """
     n_layers = layer_sizes.size - 1
     empty = scratch[:0].reshape((0, 0))
     half = scratch.size // 2
     dZ = matrix_view(acts, a_off[n_layers - 1], n_rows, layer_sizes[n_layers])
-    for l in range(n_layers - 1, -1, -1):
+    for l in range(n_layers - 1, first_layer - 1, -1):
         d_in, d_out = layer_sizes[l], layer_sizes[l + 1]
         W = matrix_view(params, w_off[l], d_in, d_out)
         dW = matrix_view(grads, w_off[l], d_in, d_out)
@@ -152,3 +164,4 @@ def backward_with_offsets(x, n_rows, params, layer_sizes, w_off, b_off, a_off, a
             dX = matrix_view(scratch, ((n_layers - 1 - l) % 2) * half, n_rows, d_in)
             dense_backward(A_in, W, dZ, dW, db, dX, activation)
             dZ = dX
+    return dZ

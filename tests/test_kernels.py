@@ -221,24 +221,62 @@ def _numpy_epoch(X, y, order, params, sizes, batch, lr):
     return params
 
 
-@pytest.mark.parametrize("batch", [1, 7, 16, 50])
-def test_train_epoch_matches_numpy_sgd_including_last_partial_batch(batch):
-    rng = np.random.default_rng(batch)
-    sizes = np.array([6, 5, 3], np.int64)
-    n = 50
-    X, y = rng.standard_normal((n, 6)), rng.integers(0, 3, n).astype(np.int32)
-    params = 0.5 * rng.standard_normal(parameter_offsets(sizes)[1][-1])
-    order = rng.permutation(n).astype(np.int64)
-    expected = _numpy_epoch(X, y, order, params.copy(), sizes, batch, 0.1)
-    capacity = min(batch, 16)          # batch 50 > capacity: micro-batches + summed gradient
+def _run_train_epoch(X, y, order, params, sizes, batch, capacity, sparse):
     hyper = np.zeros(kernels.N_HYPER)
     hyper[0] = 0.1
+    d0 = sizes[0]
+    return kernels.train_epoch(
+        X, y, order, np.full(d0, 0.5), np.zeros(d0), params, sizes, kernels.TANH, kernels.SGD,
+        hyper, 0, batch, np.zeros_like(params), np.zeros_like(params), np.zeros_like(params),
+        np.zeros_like(params), np.zeros((capacity, d0)), np.zeros(capacity, np.int32),
+        np.zeros(activation_offsets(sizes, capacity)[-1]), np.zeros(2 * capacity * sizes[1:-1].max(initial=1)),
+        sparse, np.zeros(capacity + 1, np.int64), np.zeros(capacity * d0, np.int32),
+        np.zeros(capacity * d0))
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("sizes", [[6, 5, 3], [6, 3], [6, 4, 5, 3]])
+@pytest.mark.parametrize("batch", [1, 7, 16, 50])
+def test_train_epoch_matches_numpy_sgd_including_last_partial_batch(batch, sizes, sparse):
+    rng = np.random.default_rng(batch)
+    sizes = np.array(sizes, np.int64)
+    n = 50
+    # Non-negative inputs with many exact zeros, like image pixels.
+    X = np.maximum(rng.standard_normal((n, 6)), 0)
+    y = rng.integers(0, 3, n).astype(np.int32)
+    params = 0.5 * rng.standard_normal(parameter_offsets(sizes)[1][-1])
+    order = rng.permutation(n).astype(np.int64)
+    expected = _numpy_epoch(0.5 * X, y, order, params.copy(), sizes, batch, 0.1)
+    capacity = min(batch, 16)          # batch 50 > capacity: micro-batches + summed gradient
     got = params.copy()
-    loss, correct, step = kernels.train_epoch(
-        X, y, order, np.ones(6), np.zeros(6), got, sizes, kernels.TANH, kernels.SGD, hyper, 0,
-        batch, np.zeros_like(got), np.zeros_like(got), np.zeros_like(got), np.zeros_like(got),
-        np.zeros((capacity, 6)), np.zeros(capacity, np.int32),
-        np.zeros(activation_offsets(sizes, capacity)[-1]), np.zeros(2 * capacity * 5))
+    loss, correct, step = _run_train_epoch(X, y, order, got, sizes, batch, capacity, sparse)
     assert step == -(-n // batch)
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
     assert np.isfinite(loss) and 0 <= correct <= n
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_sparse_first_layer_matches_dense_kernels(activation):
+    rng = np.random.default_rng(5)
+    n, d, m = 9, 30, 17
+    X = (rng.random((n, d)) < 0.2) * rng.integers(1, 256, (n, d))
+    X = X.astype(np.uint8)
+    scale = np.full(d, 1 / 255, np.float32)
+    W, b = rng.standard_normal((d, m)).astype(np.float32), rng.standard_normal(m).astype(np.float32)
+    row_ptr, index = np.zeros(n + 1, np.int64), np.zeros(n * d, np.int32)
+    value, labels = np.zeros(n * d, np.float32), np.zeros(n, np.int32)
+    order = np.arange(n)
+    nnz = kernels.gather_sparse_batch(X, np.zeros(n, np.int32), order, 0, n, scale, labels,
+                                      row_ptr, index, value)
+    assert nnz == np.count_nonzero(X)
+    dense = (X * scale).astype(np.float32)
+    code = kernels.ACTIVATIONS[activation]
+    out, expected = np.empty((n, m), np.float32), np.empty((n, m), np.float32)
+    kernels.sparse_dense_forward(row_ptr, index, value, n, W, b, code, out)
+    kernels.dense_forward(dense, W, b, code, expected)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    dZ = rng.standard_normal((n, m)).astype(np.float32)
+    dW, db = np.full((d, m), np.nan, np.float32), np.empty(m, np.float32)
+    kernels.sparse_dense_backward(row_ptr, index, value, n, dZ, dW, db)
+    np.testing.assert_allclose(dW, dense.T @ dZ, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(db, dZ.sum(0), rtol=1e-5, atol=1e-5)
