@@ -41,6 +41,16 @@ class ParamsMixin:
             if name == "self":
                 continue
             value = getattr(self, name)
-            if p.default is inspect.Parameter.empty or value is not p.default and value != p.default:
+            if p.default is inspect.Parameter.empty or not _same_value(value, p.default):
                 changed.append(f"{name}={value!r}")
         return f"{type(self).__name__}({', '.join(changed)})"
+
+
+def _same_value(value, default):
+    """Whether ``value`` equals ``default``, also for arrays (whose ``==`` is element-wise)."""
+    if value is default:
+        return True
+    try:
+        return bool(value == default)
+    except (TypeError, ValueError):
+        return False

@@ -25,8 +25,17 @@ DTYPES = ("float32", "float64")
 # gradient descent) are split into micro-batches of this size whose gradients
 # are summed, so memory does not grow with the batch size.
 MAX_BUFFER_ROWS = 1024
+# Above this fraction of nonzero inputs the first layer uses dense BLAS products
+# instead of the sparse kernels; on this machine's measurements the sparse
+# first layer of 784-128-10 was faster up to about half density (see
+# benchmarks/dense_vs_sparse.py).
+SPARSE_INPUT_MAX_DENSITY = 0.5
 # Calls into the compiled epoch per epoch when a progress bar is shown.
 PROGRESS_CHUNKS = 20
+# Training rows run through the network after every epoch to check that the
+# updated weights still give finite outputs (huge but finite float32 weights
+# can overflow the logits, making predict_proba NaN).
+DIVERGENCE_CHECK_ROWS = 256
 
 
 class MLPClassifier(ParamsMixin):
@@ -104,9 +113,11 @@ class MLPClassifier(ParamsMixin):
         ``val_loss``, ``val_accuracy`` (None without validation data),
         ``seconds`` (training time of the epoch) and ``eval_seconds``.
     n_iter_ : int
-        Epochs run so far.
+        Epochs completed so far. An epoch whose loss, weights or outputs (on
+        the first training rows) become non-finite is rolled back, with a
+        ``RuntimeWarning`` that ends training, and not counted.
     t_ : int
-        Optimizer updates made so far.
+        Optimizer updates made so far (those of a rolled-back epoch excluded).
     normalization_scale_, normalization_shift_ : ndarray, shape (n_features,)
         The per-feature affine map ``x * scale + shift`` applied to inputs.
     """
@@ -224,7 +235,8 @@ class MLPClassifier(ParamsMixin):
             Invalid hyper-parameters, or invalid ``X``/``y`` (wrong shape,
             NaN/inf, mismatched lengths, a single class, continuous labels).
         TypeError
-            Sparse input.
+            Sparse input, or ``X`` holding objects that are neither numbers
+            nor strings.
         """
         hidden = self._validate_hyperparameters()
         X = check_features(X, dtype=self._float_dtype())
@@ -278,15 +290,18 @@ class MLPClassifier(ParamsMixin):
             if all_classes.size < 2:
                 raise ValueError("MLPClassifier needs at least 2 classes, but only one class "
                                  "was given; pass classes= on the first partial_fit call")
+            # Encode before initializing, so a bad first call leaves the model unfitted.
+            y_idx = encode_labels(y, all_classes)
             self._reset()
             self.classes_ = all_classes
             self.n_features_in_ = X.shape[1]
             self._rng = np.random.default_rng(self.random_state)
             self._initialize(X, hidden, self._rng)
-        elif X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
-                             f"expecting {self.n_features_in_} features as input.")
-        y_idx = encode_labels(y, self.classes_)
+        else:
+            if X.shape[1] != self.n_features_in_:
+                raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                                 f"expecting {self.n_features_in_} features as input.")
+            y_idx = encode_labels(y, self.classes_)
         self._train(X, y_idx, 1, None, self._rng)
         return self
 
@@ -393,6 +408,10 @@ class MLPClassifier(ParamsMixin):
         labels = np.zeros(capacity, np.int32)
         acts = np.zeros(kernels.activation_offsets(sizes, capacity)[-1], dtype)
         scratch = np.zeros(2 * capacity * widest_hidden, dtype)
+        sparse_input = self._use_sparse_input(X)
+        csr_size = capacity * int(sizes[0]) if sparse_input else 0
+        row_ptr = np.zeros(capacity + 1, np.int64)
+        nz_index, nz_value = np.zeros(csr_size, np.int32), np.zeros(csr_size, dtype)
         hyper = self._hyper_vector()
         activation = kernels.ACTIVATIONS[self.activation]
         scale, shift = self.normalization_scale_, self.normalization_shift_
@@ -408,7 +427,9 @@ class MLPClassifier(ParamsMixin):
                 hyper[LEARNING_RATE] = rate
                 order[:] = np.arange(n)
                 kernels.shuffle_inplace(order, int(rng.integers(0, 2**63 - 1)))
-                last_good = params.copy()
+                # Snapshot to roll a diverged epoch back: a non-finite step also
+                # poisons the momentum / Adam moments, which later calls would reuse.
+                last_good = (params.copy(), state1.copy(), state2.copy(), self.t_)
                 chunks = self._chunk_bounds(n, batch)
                 progress = self._progress_bar(epoch, len(chunks))
                 start_time = time.perf_counter()
@@ -417,7 +438,7 @@ class MLPClassifier(ParamsMixin):
                     chunk_loss, chunk_correct, self.t_ = kernels.train_epoch(
                         X, y_idx, order[lo:hi], scale, shift, params, sizes, activation,
                         optimizer, hyper, self.t_, batch, grads, grad_sum, state1, state2,
-                        inputs, labels, acts, scratch)
+                        inputs, labels, acts, scratch, sparse_input, row_ptr, nz_index, nz_value)
                     loss_sum += chunk_loss
                     n_correct += chunk_correct
                     if progress is not None:
@@ -425,14 +446,17 @@ class MLPClassifier(ParamsMixin):
                 seconds = time.perf_counter() - start_time
                 if progress is not None:
                     progress.close()
-                self.n_iter_ += 1
-                if not np.isfinite(loss_sum) or not np.all(np.isfinite(params)):
-                    params[:] = last_good
-                    warnings.warn(f"training diverged in epoch {epoch + 1} (loss is not finite); "
-                                  f"stopped and kept the weights from before that epoch. "
+                if self._diverged(loss_sum, params, X[:DIVERGENCE_CHECK_ROWS], sizes):
+                    params[:], state1[:], state2[:] = last_good[:3]
+                    self.t_ = last_good[3]
+                    warnings.warn(f"training diverged in epoch {epoch + 1} (loss, weights or "
+                                  f"outputs not finite); "
+                                  f"stopped and kept the weights and optimizer state from "
+                                  f"before that epoch. "
                                   f"Try a smaller learning_rate (now {self.learning_rate}).",
                                   RuntimeWarning, stacklevel=3)
                     break
+                self.n_iter_ += 1
                 record = {"epoch": self.n_iter_, "learning_rate": rate,
                           "train_loss": loss_sum / n, "train_accuracy": n_correct / n,
                           "val_loss": None, "val_accuracy": None,
@@ -459,6 +483,24 @@ class MLPClassifier(ParamsMixin):
         if best_params is not None:
             params[:] = best_params
         self._optimizer_state = (state1, state2)
+
+    def _diverged(self, loss_sum, params, X_sample, sizes):
+        """Whether an epoch's loss, its updated weights, or their outputs on ``X_sample`` overflowed."""
+        if not np.isfinite(loss_sum) or not np.all(np.isfinite(params)):
+            return True
+        return not np.all(np.isfinite(self._log_proba(X_sample, params, sizes)))
+
+    def _use_sparse_input(self, X):
+        """Whether the first layer should run on nonzero inputs only (kernels.sparse).
+
+        Only when normalization keeps zeros at zero and at most
+        ``SPARSE_INPUT_MAX_DENSITY`` of the inputs (estimated on up to 2,000
+        rows) are nonzero; MNIST's density is about 0.19.
+        """
+        if np.any(self.normalization_shift_ != 0):
+            return False
+        sample = X[:2000]
+        return np.count_nonzero(sample) <= SPARSE_INPUT_MAX_DENSITY * sample.size
 
     @staticmethod
     def _chunk_bounds(n, batch):

@@ -68,6 +68,12 @@ def save_model(model, path):
     path : str or os.PathLike
         Destination; conventionally ends in ``.npz`` (nothing is appended).
 
+    Notes
+    -----
+    Hyper-parameters are stored as JSON: a ``random_state`` that is a NumPy
+    ``Generator`` or ``RandomState`` is stored as None, a ``dtype`` given as a
+    NumPy type by its name.
+
     Raises
     ------
     NotFittedError
@@ -123,11 +129,17 @@ def load(path):
     if not os.path.exists(path):
         raise FileNotFoundError(f"model file not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+        raise ModelFileError(f"{path}: not a readable fastann model file ({exc})") from exc
+    if not isinstance(loaded, np.lib.npyio.NpzFile):  # a single .npy array
+        raise ModelFileError(f"{path}: not a fastann model file (a .npy array, not an .npz archive)")
+    try:
+        with loaded as archive:
             arrays = {name: archive[name] for name in archive.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
         raise ModelFileError(f"{path}: not a readable fastann model file ({exc})") from exc
-    if not isinstance(arrays, dict) or "header" not in arrays:
+    if "header" not in arrays:
         raise ModelFileError(f"{path}: not a fastann model file (no header entry)")
     try:
         header = json.loads(str(arrays["header"]))
@@ -149,6 +161,7 @@ def load(path):
         model = MLPClassifier(**header["params"])
         if isinstance(model.hidden_layer_sizes, list):
             model.hidden_layer_sizes = tuple(model.hidden_layer_sizes)
+        model._validate_hyperparameters()  # predict would fail later on, say, an unknown activation
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: model file is missing or has malformed entries ({exc})") from exc
     expected = [(sizes[i], sizes[i + 1]) for i in range(n_layers)]
@@ -180,8 +193,13 @@ def _jsonable(value):
         return [_jsonable(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
-    if isinstance(value, np.random.Generator):
+    if isinstance(value, (np.random.Generator, np.random.RandomState)):
         return None
+    if isinstance(value, (type, np.dtype)):  # dtype=np.float64 rather than "float64"
+        try:
+            return np.dtype(value).name
+        except TypeError:
+            return value
     return value
 
 

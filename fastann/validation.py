@@ -135,7 +135,9 @@ def encode_labels(y, classes):
     unseen = classes[idx] != y
     if np.any(unseen):
         bad = np.unique(y[unseen])[:5]
-        raise ValueError(f"y contains labels not seen in classes {list(classes)[:20]}: {list(bad)}")
+        # tolist() gives plain Python scalars: [5], not [np.int64(5)].
+        raise ValueError(f"y contains labels not seen in classes {classes[:20].tolist()}: "
+                         f"{bad.tolist()}")
     return idx.astype(np.int32)
 
 

@@ -1,0 +1,70 @@
+"""scikit-learn's estimator checks, run on a small MLPClassifier (one test per check).
+
+scikit-learn is a test-only dependency: fastann itself never imports it (except
+inside ``__sklearn_tags__``, which only scikit-learn calls).
+"""
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+sklearn = pytest.importorskip("sklearn")
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from fastann import MLPClassifier  # noqa: E402
+
+
+def _small_model():
+    return MLPClassifier(hidden_layer_sizes=(16,), epochs=60, batch_size=16, random_state=0)
+
+
+# Every check passes; nothing is expected to fail.
+EXPECTED_FAILED_CHECKS = {}
+
+
+with warnings.catch_warnings():
+    # "does not inherit from BaseEstimator": by design, fastann has no
+    # scikit-learn dependency; the checks below are what matters.
+    warnings.filterwarnings("ignore", message=".*does not inherit from `sklearn.base.BaseEstimator`")
+    _checks = parametrize_with_checks([_small_model()],
+                                      expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
+
+
+@_checks
+def test_sklearn_estimator_check(estimator, check):
+    check(estimator)
+
+
+def test_not_fitted_error_is_also_sklearn_s():
+    from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    import fastann
+
+    model = _small_model()
+    with pytest.raises(SklearnNotFittedError) as info:
+        model.predict([[0.0, 1.0]])
+    assert isinstance(info.value, fastann.NotFittedError)
+    with pytest.raises(SklearnNotFittedError):
+        check_is_fitted(model)
+
+
+def test_works_inside_sklearn_pipeline_and_cross_validation():
+    from sklearn.datasets import make_blobs
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = make_blobs(n_samples=90, centers=3, n_features=4, random_state=0)
+    pipe = make_pipeline(StandardScaler(), _small_model().set_params(learning_rate=0.01))
+    scores = cross_val_score(pipe, X, y, cv=3)
+    assert scores.mean() > 0.9
+
+
+def test_fastann_does_not_import_sklearn():
+    code = ("import sys, numpy as np, fastann; "
+            "m = fastann.MLPClassifier(hidden_layer_sizes=(2,), epochs=1).fit(np.eye(4), [0, 1, 0, 1]); "
+            "m.predict(np.eye(4)); "
+            "assert not any(k == 'sklearn' or k.startswith('sklearn.') for k in sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True)
