@@ -12,18 +12,18 @@ module attributes so that tests can replace them.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import os
-import secrets
 import subprocess
 import sys
 import urllib.request
 import zipfile
 import zlib
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
+
+from .files import atomic_write
 
 __all__ = [
     "ChecksumError",
@@ -44,29 +44,6 @@ class ChecksumError(ValueError):
 
 class DownloadError(OSError):
     """A download step failed (network, ``pip``, missing archive member)."""
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[IO[bytes]]:
-    """Open a temporary file next to `path`; move it onto `path` on success.
-
-    The temporary file lives in the same directory (so the final
-    :func:`os.replace` is atomic) and is deleted if the ``with`` body raises.
-    """
-    path = Path(path)
-    # Not tempfile.mkstemp: its files are mode 0600; this one gets the umask's mode.
-    tmp_name = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
-    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
 
 
 def _copy_hashing(src: IO[bytes], dst: IO[bytes], algorithm: str) -> str:

@@ -16,39 +16,15 @@ half-written model under the final name.
 """
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from .exceptions import ModelFileError
+from .files import atomic_write
 
 FORMAT = "fastann-mlp"
 FORMAT_VERSION = 1
-
-
-def atomic_write(path, write):
-    """Call ``write(fileobj)`` on a temp file next to ``path``, then rename it to ``path``.
-
-    Raises
-    ------
-    OSError
-        The directory is not writable or the disk is full (the temp file is removed).
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _classes_array(classes):
@@ -100,7 +76,8 @@ def save_model(model, path):
     for i, (coef, intercept) in enumerate(zip(model.coefs_, model.intercepts_)):
         arrays[f"coef_{i}"] = np.ascontiguousarray(coef)
         arrays[f"intercept_{i}"] = np.ascontiguousarray(intercept)
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
 
 
 def load(path):

@@ -17,9 +17,6 @@ Sizes are chosen to be readable at 100 % zoom: about 8 inches wide at
 from __future__ import annotations
 
 import math
-import os
-import threading
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -563,24 +560,11 @@ def save_figure(fig, path, dpi=DEFAULT_DPI):
     OSError
         The directory cannot be created or written (no temporary file is left).
     """
+    from .files import atomic_write
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = path.suffix[1:].lower() or "png"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}."
-                         f"{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format=fmt, dpi=dpi, facecolor="white")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_write(path) as f:
+        fig.savefig(f, format=fmt, dpi=dpi, facecolor="white")
     return path
 
 

@@ -14,7 +14,6 @@ On MNIST this does ~19% of the dense multiply-adds. It is used only for the
 first layer (hidden activations are produced densely) and only when the
 caller measured the input to be sparse enough; see ``fastann.model``.
 """
-import numpy as np
 from numba import njit
 
 from .activations import bias_activation_inplace
