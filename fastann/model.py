@@ -111,6 +111,7 @@ class MLPClassifier(ParamsMixin):
         Per epoch: ``epoch``, ``learning_rate``, ``train_loss`` and
         ``train_accuracy`` (running values over the epoch's mini-batches),
         ``val_loss``, ``val_accuracy`` (None without validation data),
+        ``n_validation`` (validation samples, 0 if none),
         ``seconds`` (training time of the epoch) and ``eval_seconds``.
     n_iter_ : int
         Epochs completed so far. An epoch whose loss, weights or outputs (on
@@ -460,6 +461,7 @@ class MLPClassifier(ParamsMixin):
                 record = {"epoch": self.n_iter_, "learning_rate": rate,
                           "train_loss": loss_sum / n, "train_accuracy": n_correct / n,
                           "val_loss": None, "val_accuracy": None,
+                          "n_validation": 0 if val is None else int(val[1].size),
                           "seconds": seconds, "eval_seconds": 0.0}
                 if val is not None:
                     eval_start = time.perf_counter()

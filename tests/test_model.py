@@ -14,7 +14,7 @@ SOLVERS = ["gd", "sgd", "momentum", "nesterov", "adam", "adamw"]
 SOLVER_RATES = {"gd": 0.5, "sgd": 0.1, "momentum": 0.05, "nesterov": 0.05,
                 "adam": 0.01, "adamw": 0.01}
 HISTORY_KEYS = {"epoch", "learning_rate", "train_loss", "train_accuracy",
-                "val_loss", "val_accuracy", "seconds", "eval_seconds"}
+                "val_loss", "val_accuracy", "seconds", "eval_seconds", "n_validation"}
 
 
 def blobs(n=120, n_features=4, n_classes=3, seed=0, spread=1.0):
