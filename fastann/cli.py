@@ -109,6 +109,8 @@ def build_parser():
     opt.add_argument("--n-iter-no-change", type=positive_int, default=DEFAULTS["n_iter_no_change"])
     run = train.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="random seed (initialization, shuffling)")
+    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                     help="cuda trains on an NVIDIA GPU (needs fastann[cuda])")
     run.add_argument("--threads", type=positive_int, default=None,
                      help="CPU threads for matrix products (default: all cores)")
     run.add_argument("--save", metavar="PATH", default=None, help="write the trained model (.npz)")
@@ -161,7 +163,7 @@ def run_train(args):
         l2=args.l2, lr_schedule=args.lr_schedule, lr_decay=args.lr_decay,
         lr_step_size=args.lr_step_size, early_stopping=args.early_stopping,
         n_iter_no_change=args.n_iter_no_change, random_state=args.seed, dtype=args.dtype,
-        n_threads=args.threads, verbose=0 if args.quiet else 2)
+        n_threads=args.threads, device=args.device, verbose=0 if args.quiet else 2)
     layers = "-".join(str(s) for s in (X.shape[1], *args.hidden, np.unique(y).size))
     print(f"model: {layers} {args.activation}, {args.solver} lr {args.learning_rate:g}, "
           f"batch {args.batch_size}, {args.epochs} epochs", flush=True)
@@ -211,7 +213,7 @@ def main(argv=None):
     try:
         return args.handler(args)
     except (DatasetError, ModelFileError, FileNotFoundError, PermissionError, ValueError,
-            ImportError, CommandError) as exc:
+            ImportError, RuntimeError, CommandError) as exc:
         print(f"fastann: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

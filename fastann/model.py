@@ -20,6 +20,7 @@ SOLVERS = ("gd",) + tuple(kernels.OPTIMIZERS)
 INITS = ("auto",) + tuple(INITIALIZERS)
 NORMALIZATIONS = ("auto", "simple", "standard", "none")
 DTYPES = ("float32", "float64")
+DEVICES = ("cpu", "cuda")
 
 # Rows processed at once by the compiled loops. Larger mini-batches (full-batch
 # gradient descent) are split into micro-batches of this size whose gradients
@@ -96,6 +97,11 @@ class MLPClassifier(ParamsMixin):
         Precision of parameters and arithmetic.
     n_threads : int or None, default=None
         BLAS threads (None: all available cores).
+    device : {"cpu", "cuda"}, default="cpu"
+        ``cuda`` trains and predicts with the numba.cuda twins of the kernels
+        (:mod:`kernels.cuda`), keeping data and parameters on the GPU during
+        each epoch; needs an NVIDIA GPU and ``pip install "fastann[cuda]"``.
+        The CPU path never imports CUDA.
     verbose : int, default=0
         0 silent, 1 one line per epoch, 2 also a progress bar per epoch.
 
@@ -128,7 +134,7 @@ class MLPClassifier(ParamsMixin):
                  batch_size=128, epochs=15, init="auto", normalization="auto",
                  l1=0.0, l2=0.0, lr_schedule="constant", lr_decay=0.5, lr_step_size=10,
                  validation_fraction=0.0, early_stopping=False, n_iter_no_change=5, tol=1e-4,
-                 random_state=None, dtype="float32", n_threads=None, verbose=0):
+                 random_state=None, dtype="float32", n_threads=None, device="cpu", verbose=0):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -153,6 +159,7 @@ class MLPClassifier(ParamsMixin):
         self.random_state = random_state
         self.dtype = dtype
         self.n_threads = n_threads
+        self.device = device
         self.verbose = verbose
 
     # ------------------------------------------------------------------ checks
@@ -172,6 +179,7 @@ class MLPClassifier(ParamsMixin):
         check_choice("init", self.init, INITS)
         check_choice("normalization", self.normalization, NORMALIZATIONS)
         check_choice("lr_schedule", self.lr_schedule, SCHEDULES)
+        check_choice("device", self.device, DEVICES)
         check_choice("dtype", str(np.dtype(self.dtype)) if self.dtype in DTYPES or
                      isinstance(self.dtype, type) else self.dtype, DTYPES)
         check_positive("learning_rate", self.learning_rate)
@@ -419,6 +427,12 @@ class MLPClassifier(ParamsMixin):
         order = np.arange(n, dtype=np.int64)
         best_loss, best_params, stale = np.inf, None, 0
         first_epoch = self.n_iter_
+        gpu = None
+        if self.device == "cuda":
+            from . import cuda_backend
+            cuda_backend.require_cuda()
+            gpu = cuda_backend.CudaTrainer(X, y_idx, scale, shift, params, sizes, activation,
+                                           optimizer, batch, state1, state2, capacity=capacity)
         with thread_budget(self.n_threads):
             for _ in range(n_epochs):
                 epoch = self.n_iter_
@@ -435,6 +449,13 @@ class MLPClassifier(ParamsMixin):
                 progress = self._progress_bar(epoch, len(chunks))
                 start_time = time.perf_counter()
                 loss_sum, n_correct = 0.0, 0
+                if gpu is not None:
+                    # Whole epoch on the device; params and optimizer state are
+                    # copied back to the host arrays afterwards.
+                    loss_sum, n_correct, self.t_ = gpu.train_epoch(order, hyper, self.t_)
+                    chunks = []
+                    if progress is not None:
+                        progress.update(progress.total)
                 for lo, hi in chunks:
                     chunk_loss, chunk_correct, self.t_ = kernels.train_epoch(
                         X, y_idx, order[lo:hi], scale, shift, params, sizes, activation,
@@ -450,6 +471,8 @@ class MLPClassifier(ParamsMixin):
                 if self._diverged(loss_sum, params, X[:DIVERGENCE_CHECK_ROWS], sizes):
                     params[:], state1[:], state2[:] = last_good[:3]
                     self.t_ = last_good[3]
+                    if gpu is not None:
+                        gpu.upload()
                     warnings.warn(f"training diverged in epoch {epoch + 1} (loss, weights or "
                                   f"outputs not finite); "
                                   f"stopped and kept the weights and optimizer state from "
@@ -525,6 +548,12 @@ class MLPClassifier(ParamsMixin):
         capacity = max(1, min(X.shape[0], MAX_BUFFER_ROWS))
         inputs = np.zeros((capacity, sizes[0]), dtype)
         acts = np.zeros(kernels.activation_offsets(sizes, capacity)[-1], dtype)
+        if getattr(self, "device", "cpu") == "cuda":
+            from . import cuda_backend
+            cuda_backend.require_cuda()
+            return cuda_backend.predict_log_proba_cuda(
+                X, self.normalization_scale_, self.normalization_shift_, params, sizes,
+                kernels.ACTIVATIONS[self.activation])
         out = np.empty((X.shape[0], sizes[-1]), dtype)
         with thread_budget(self.n_threads):
             kernels.predict_log_proba(X, self.normalization_scale_, self.normalization_shift_,

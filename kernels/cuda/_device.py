@@ -58,13 +58,19 @@ def activation_functions(dtype):
 
 @cuda.jit(device=True)
 def penalized(g, w, i, n_weights, l1, l2):
-    """Gradient plus ``l1 * sign(w) + l2 * w`` for weights (``i < n_weights``)."""
+    """``g + (l2 * w + l1 * sign(w))`` for weights (``i < n_weights``), ``g`` for biases.
+
+    The same sum as :func:`kernels.optimizers._penalty_gradient` added to the
+    gradient (``sign(0) = 0``); written with branches so that float32 stays
+    float32 on the device.
+    """
     if i < n_weights:
-        g += l2 * w
+        p = l2 * w
         if w > 0:
-            g += l1
+            p += l1
         elif w < 0:
-            g -= l1
+            p -= l1
+        g += p
     return g
 
 

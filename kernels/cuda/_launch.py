@@ -9,7 +9,6 @@ thread, they shrink to 4x4 tiles, 32 threads and 1 row so that the tests stay
 fast; every launcher also takes explicit overrides.
 """
 import numpy as np
-from numba import cuda
 
 try:  # numba-cuda keeps its own config module
     from numba.cuda.core import config as _config
@@ -42,7 +41,3 @@ def float_dtype(array):
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"expected a float32 or float64 array, got {dtype}")
     return dtype
-
-
-def is_device_array(array):
-    return cuda.is_cuda_array(array)

@@ -55,7 +55,7 @@ def gpu_gather_batch(X, y, order, start, stop, scale, shift, out, labels_out, th
 
 
 def gpu_gather_rows(X, start, stop, scale, shift, out, threads=None):
-    """Contiguous rows ``X[start:stop]`` normalized into ``out`` (inference: no order, no labels)."""
+    """Rows ``X[start:stop]`` normalized into ``out`` (inference: no order, no labels)."""
     threads = threads or DEFAULT_THREADS
     n_rows = int(stop) - int(start)
     if n_rows <= 0:

@@ -38,8 +38,8 @@ from ..epoch import BETA1, BETA2, EPSILON, L1, L2, LEARNING_RATE, MOMENTUM_COEF
 from ..network import activation_offsets, parameter_offsets
 from ..optimizers import ADAM, ADAMW, MOMENTUM, NESTEROV, SGD
 from . import optimizers as _opt
-from ._launch import (DEFAULT_ROWS_PER_BLOCK, DEFAULT_THREADS, DEFAULT_TILE, cdiv,
-                      float_dtype, n_blocks)
+from ._launch import (DEFAULT_ROWS_PER_BLOCK, DEFAULT_THREADS, DEFAULT_TILE, float_dtype,
+                      n_blocks)
 from .batching import _gather, _gather_rows
 from .dense import backward_grid, dense_kernels, forward_grid
 from .loss import loss_kernels, softmax_grid
@@ -176,6 +176,7 @@ def gpu_apply_update(optimizer, params, grads, state1, state2, step, hyper, n_we
 def gpu_train_epoch(X, y, order, scale, shift, params, layer_sizes, activation,
                     optimizer, hyper, step, batch_size,
                     grads, grad_sum, state1, state2, inputs, labels, acts, scratch,
+                    sparse_input=False, row_ptr=None, nz_index=None, nz_value=None, *,
                     counters=None, tile=None, threads=None, rows_per_block=None):
     """GPU twin of :func:`kernels.train_epoch`: one pass over ``order``.
 
@@ -206,6 +207,10 @@ def gpu_train_epoch(X, y, order, scale, shift, params, layer_sizes, activation,
     inputs : device array, shape (capacity, d_0)
     labels : device array, shape (capacity,), int32
     acts, scratch : flat device arrays sized as for :func:`kernels.train_epoch`
+    sparse_input, row_ptr, nz_index, nz_value : ignored
+        Kept for signature parity with the CPU twin's sparse first layer
+        (:mod:`kernels.sparse`); the GPU always runs the first layer as a
+        dense tiled product (same result up to rounding).
     counters : device array, shape (2,), float64, optional
         Loss/correct accumulators (allocated when not given).
     tile, threads, rows_per_block : int, optional

@@ -1,0 +1,44 @@
+"""MLPClassifier(device="cuda") end to end, against the CPU backend."""
+import numpy as np
+import pytest
+
+from fastann import MLPClassifier
+
+
+def _data(n=48, d=12, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 3, (k, d))
+    y = rng.integers(0, k, n)
+    X = centers[y] + rng.normal(0, 1, (n, d))
+    return X.astype(np.float32), y
+
+
+@pytest.mark.cudasim
+def test_cuda_device_matches_cpu():
+    X, y = _data(n=32)
+    params = dict(hidden_layer_sizes=(7,), solver="adam", learning_rate=0.01, batch_size=16,
+                  epochs=2, random_state=3)
+    cpu = MLPClassifier(**params).fit(X, y, validation_data=(X, y))
+    gpu = MLPClassifier(device="cuda", **params).fit(X, y, validation_data=(X, y))
+    for a, b in zip(cpu.history_, gpu.history_):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-4)
+    for a, b in zip(cpu.coefs_, gpu.coefs_):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(gpu.predict_proba(X), cpu.predict_proba(X), rtol=1e-4, atol=1e-6)
+
+
+def test_cuda_device_without_gpu_raises_clear_error(monkeypatch):
+    from fastann import cuda_backend
+    ok, reason = cuda_backend.cuda_available()
+    if ok:
+        pytest.skip("a CUDA device (or the simulator) is available")
+    X, y = _data()
+    with pytest.raises(RuntimeError, match="CUDA|cuda"):
+        MLPClassifier(device="cuda", epochs=1).fit(X, y)
+
+
+def test_unknown_device_lists_choices():
+    X, y = _data()
+    with pytest.raises(ValueError, match="cpu, cuda"):
+        MLPClassifier(device="tpu").fit(X, y)
