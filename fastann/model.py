@@ -10,7 +10,7 @@ from kernels.epoch import BETA1, BETA2, EPSILON, L1, L2, LEARNING_RATE, MOMENTUM
 from .estimator import ParamsMixin
 from .exceptions import not_fitted_error
 from .initializers import INITIALIZERS, default_init
-from .parallel import thread_budget
+from .parallel import available_cores, thread_budget
 from .schedules import SCHEDULES, scheduled_learning_rate
 from .validation import (check_choice, check_features, check_labels, check_positive,
                          encode_labels)
@@ -26,10 +26,10 @@ DEVICES = ("cpu", "cuda")
 # gradient descent) are split into micro-batches of this size whose gradients
 # are summed, so memory does not grow with the batch size.
 MAX_BUFFER_ROWS = 1024
-# Above this fraction of nonzero inputs the first layer uses dense BLAS products
-# instead of the sparse kernels; on this machine's measurements the sparse
-# first layer of 784-128-10 was faster up to about half density (see
-# benchmarks/dense_vs_sparse.py).
+# With one thread, inputs at most this dense take the sparse first layer.
+# Measured on MNIST, 2-core AMD EPYC, one thread, epoch seconds dense -> sparse:
+# 784-128-10 batch 32: 0.45 -> 0.39; 784-64-64-10 sigmoid: 0.37 -> 0.30;
+# with 2 BLAS threads dense was faster (0.32 vs 0.40, 0.20 vs 0.30).
 SPARSE_INPUT_MAX_DENSITY = 0.5
 # Calls into the compiled epoch per epoch when a progress bar is shown.
 PROGRESS_CHUNKS = 20
@@ -518,11 +518,14 @@ class MLPClassifier(ParamsMixin):
     def _use_sparse_input(self, X):
         """Whether the first layer should run on nonzero inputs only (kernels.sparse).
 
-        Only when normalization keeps zeros at zero and at most
-        ``SPARSE_INPUT_MAX_DENSITY`` of the inputs (estimated on up to 2,000
-        rows) are nonzero; MNIST's density is about 0.19.
+        Only with a single BLAS thread (where the sparse kernels beat
+        single-threaded sgemm on MNIST; with more threads BLAS wins, see
+        ``benchmarks/dense_vs_sparse.py``), when normalization keeps zeros at
+        zero, and when at most ``SPARSE_INPUT_MAX_DENSITY`` of the inputs
+        (estimated on up to 2,000 rows) are nonzero; MNIST's density is 0.19.
         """
-        if np.any(self.normalization_shift_ != 0):
+        threads = self.n_threads if self.n_threads is not None else available_cores()
+        if threads != 1 or np.any(self.normalization_shift_ != 0):
             return False
         sample = X[:2000]
         return np.count_nonzero(sample) <= SPARSE_INPUT_MAX_DENSITY * sample.size

@@ -11,6 +11,9 @@ serially on the calling thread while the BLAS workers are idle.
 import contextlib
 import os
 
+# Numba's np.dot calls SciPy's bundled OpenBLAS, which is loaded lazily; load it
+# now so that threadpoolctl can see (and limit) it before the first fit.
+import scipy.linalg.cython_blas  # noqa: F401
 from threadpoolctl import threadpool_limits
 
 

@@ -495,3 +495,29 @@ def test_repr_lists_changed_parameters():
     assert repr(MLPClassifier(epochs=3, solver="sgd")) == "MLPClassifier(solver='sgd', epochs=3)"
     text = repr(MLPClassifier(hidden_layer_sizes=np.array([16, 8])))
     assert text == "MLPClassifier(hidden_layer_sizes=array([16,  8]))"
+
+
+def test_sparse_first_layer_trains_like_the_dense_one(monkeypatch):
+    import fastann.model as model_module
+    from fastann.datasets import load_dataset
+    X, y = load_dataset(DATA_DIR, "train")
+    X, y = X[:600], y[:600]
+    params = dict(hidden_layer_sizes=(32,), epochs=2, batch_size=50, n_threads=1, random_state=0)
+    sparse = MLPClassifier(**params)
+    assert X.dtype == np.uint8
+    sparse.fit(X, y)
+    monkeypatch.setattr(model_module, "SPARSE_INPUT_MAX_DENSITY", -1.0)
+    dense = MLPClassifier(**params).fit(X, y)
+    for a, b in zip(sparse.history_, dense.history_):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+    np.testing.assert_allclose(sparse.coefs_[0], dense.coefs_[0], rtol=1e-3, atol=1e-5)
+
+
+def test_sparse_path_is_chosen_only_for_one_thread_and_zero_shift():
+    X = np.zeros((10, 20), np.uint8)
+    X[:, 0] = 7
+    y = np.arange(10) % 2
+    one = MLPClassifier(epochs=1, n_threads=1).fit(X, y)
+    assert one._use_sparse_input(X)
+    assert not MLPClassifier(epochs=1, n_threads=2).fit(X, y)._use_sparse_input(X)
+    assert not MLPClassifier(epochs=1, n_threads=1, normalization="standard").fit(X, y)._use_sparse_input(X)
