@@ -1,0 +1,1 @@
+"""Benchmarks: asv suite (bench_*.py), side-by-side peers (compare.py)."""
