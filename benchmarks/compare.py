@@ -28,19 +28,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, ROOT)
 
 from benchmarks.common import WORKLOADS  # noqa: E402
+from fastann.parallel import cpu_model  # noqa: E402
 
 PEERS = ("fastann", "numpy", "torch", "sklearn")
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def versions():

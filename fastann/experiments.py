@@ -597,17 +597,6 @@ def _write_figures(out, rows, best, row_002, X_test, y_test):
 
 
 # --------------------------------------------------------------------------- the report
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _pct(value):
     return "—" if value is None else f"{value:.2f}%"
 
@@ -1053,7 +1042,7 @@ def run(args):
     """Run the table described by ``args``; returns the exit status (0, or 1 if a run failed)."""
     from tqdm.auto import tqdm
 
-    from .parallel import available_cores
+    from .parallel import available_cores, cpu_model
     t0 = time.perf_counter()
     load_start = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     plan = [e for e in build_plan(args.quick) if e.source in args.only]
@@ -1084,7 +1073,7 @@ def run(args):
     figures = _write_figures(out, rows, best, row_002, X_test, y_test) if rows else []
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": _cpu_model(), "cores": os.cpu_count(), "available": available_cores(),
+        "cpu": cpu_model(), "cores": os.cpu_count(), "available": available_cores(),
         "load_start": load_start,
         "load_end": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
         "command": "fastann experiments " + " ".join(_argv_of(args)),

@@ -10,6 +10,7 @@ serially on the calling thread while the BLAS workers are idle.
 """
 import contextlib
 import os
+import platform
 
 # Numba's np.dot calls SciPy's bundled OpenBLAS, which is loaded lazily; load it
 # now so that threadpoolctl can see (and limit) it before the first fit.
@@ -23,6 +24,18 @@ def available_cores():
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
+
+
+def cpu_model():
+    """The CPU's model name (from /proc/cpuinfo on Linux), for reports."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 @contextlib.contextmanager
