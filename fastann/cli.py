@@ -113,6 +113,11 @@ def build_parser():
                      help="cuda trains on an NVIDIA GPU (needs fastann[cuda])")
     run.add_argument("--threads", type=positive_int, default=None,
                      help="CPU threads for matrix products (default: all cores)")
+    run.add_argument("--checkpoint-dir", metavar="DIR", default=None,
+                     help="write DIR/checkpoint.npz after every epoch (and on Ctrl-C)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the run saved in --checkpoint-dir (its hyper-parameters "
+                          "are used; same data options needed)")
     run.add_argument("--save", metavar="PATH", default=None, help="write the trained model (.npz)")
     run.add_argument("--plots", metavar="DIR", default=None,
                      help="write learning curves, confusion matrix, misclassified digits and "
@@ -151,7 +156,16 @@ def load_split(dataset, split, data_dir):
 
 
 def run_train(args):
+    import os
     from .datasets import train_validation_split
+    checkpoint = None
+    if args.checkpoint_dir is not None:
+        checkpoint = os.path.join(args.checkpoint_dir, "checkpoint.npz")
+    if args.resume:
+        if checkpoint is None:
+            raise CommandError("--resume needs --checkpoint-dir DIR")
+        if not os.path.exists(checkpoint):
+            raise CommandError(f"no checkpoint to resume from: {checkpoint} does not exist")
     t0 = time.perf_counter()
     X, y = load_split(args.dataset, "train", args.data_dir)
     X_test, y_test = load_split(args.dataset, "test", args.data_dir)
@@ -166,6 +180,14 @@ def run_train(args):
           f"{0 if val_data is None else val_data[0].shape[0]} validation, "
           f"{X_test.shape[0]} test samples, {X.shape[1]} features "
           f"(loaded in {time.perf_counter() - t0:.2f} s)", flush=True)
+    if args.resume:
+        from .checkpoint import load_checkpoint
+        state = load_checkpoint(checkpoint)
+        print(f"resuming from {checkpoint} after epoch {state['n_iter']}/"
+              f"{state['params']['epochs']}", flush=True)
+        t1 = time.perf_counter()
+        model = MLPClassifier.resume(checkpoint, X, y, validation_data=val_data)
+        return _report(args, model, X_test, y_test, val_data, time.perf_counter() - t1)
     model = MLPClassifier(
         hidden_layer_sizes=args.hidden, activation=args.activation, solver=args.solver,
         learning_rate=args.learning_rate, momentum=args.momentum, batch_size=args.batch_size,
@@ -178,11 +200,14 @@ def run_train(args):
     print(f"model: {layers} {args.activation}, {args.solver} lr {args.learning_rate:g}, "
           f"batch {args.batch_size}, {args.epochs} epochs", flush=True)
     t1 = time.perf_counter()
-    model.fit(X, y, validation_data=val_data)
-    train_seconds = time.perf_counter() - t1
+    model.fit(X, y, validation_data=val_data, checkpoint=checkpoint)
+    return _report(args, model, X_test, y_test, val_data, time.perf_counter() - t1)
+
+
+def _report(args, model, X_test, y_test, val_data, train_seconds):
     test_accuracy = model.score(X_test, y_test)
-    epoch_seconds = [r["seconds"] for r in model.history_]
-    print(f"trained {len(epoch_seconds)} epochs in {train_seconds:.1f} s "
+    epoch_seconds = [r["seconds"] for r in model.history_] or [0.0]
+    print(f"trained {len(model.history_)} epochs in {train_seconds:.1f} s "
           f"(first epoch {epoch_seconds[0]:.2f} s incl. kernel load/compile, "
           f"median epoch {np.median(epoch_seconds):.3f} s)")
     print(f"test accuracy: {100 * test_accuracy:.2f}% ({X_test.shape[0]} samples)")
@@ -227,7 +252,9 @@ def main(argv=None):
         print(f"fastann: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("fastann: interrupted", file=sys.stderr)
+        saved = getattr(args, "checkpoint_dir", None)
+        print("fastann: interrupted" + (f"; resume with --resume --checkpoint-dir {saved}"
+                                        if saved else ""), file=sys.stderr)
         return 130
 
 

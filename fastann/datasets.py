@@ -44,6 +44,7 @@ home that is removed afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -110,6 +111,7 @@ FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 CACHE_FILE = "mnist.npz"
 CACHE_META_FILE = "mnist.json"
+MNIST_LOCK_FILE = ".mnist.lock"
 SPLITS = ("train", "test")
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -786,8 +788,51 @@ def load_mnist(split: str = "train", *,
     cached = _read_mnist_cache(home, split)
     if cached is not None:
         return cached
-    arrays = _fetch_mnist(home)
+    with _mnist_lock(home):
+        # Another process may have fetched MNIST while this one waited for the lock.
+        cached = _read_mnist_cache(home, split)
+        if cached is not None:
+            return cached
+        arrays = _fetch_mnist(home)
     return arrays[f"x_{split}"], arrays[f"y_{split}"]
+
+
+@contextlib.contextmanager
+def _mnist_lock(home: Path):
+    """Hold an exclusive ``fcntl.flock`` on ``<home>/.mnist.lock`` (no-op without fcntl).
+
+    Serializes first fetches, so processes started together download MNIST
+    once and leave one good cache. The lock file is removed before the lock
+    is released; a waiter that then holds a lock on the removed file notices
+    (its inode is no longer the path's) and locks the path anew.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path = home / MNIST_LOCK_FILE
+    while True:
+        lock = open(path, "a+b")
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            current = os.stat(path)
+        except FileNotFoundError:
+            lock.close()
+            continue
+        except BaseException:
+            lock.close()
+            raise
+        held = os.fstat(lock.fileno())
+        if (current.st_dev, current.st_ino) == (held.st_dev, held.st_ino):
+            break
+        lock.close()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        lock.close()  # releases the flock
 
 
 def load_fashion_mnist(split: str = "train", *,

@@ -1,4 +1,8 @@
 """``MLPClassifier``: a multi-layer perceptron trained by compiled Numba epochs."""
+import contextlib
+import math
+import signal
+import threading
 import time
 import warnings
 
@@ -220,7 +224,7 @@ class MLPClassifier(ParamsMixin):
         return np.dtype(self.dtype)
 
     # ----------------------------------------------------------------- training
-    def fit(self, X, y, validation_data=None):
+    def fit(self, X, y, validation_data=None, checkpoint=None):
         """Train from scratch for ``epochs`` epochs.
 
         Parameters
@@ -233,6 +237,10 @@ class MLPClassifier(ParamsMixin):
         validation_data : tuple (X_val, y_val), optional
             Evaluated after every epoch (loss and accuracy in ``history_``);
             overrides ``validation_fraction``.
+        checkpoint : str or path-like, optional
+            Checkpoint file (``.npz``, see :mod:`fastann.checkpoint`), written
+            atomically after every epoch; continue an interrupted run with
+            :meth:`resume`.
 
         Returns
         -------
@@ -246,6 +254,10 @@ class MLPClassifier(ParamsMixin):
         TypeError
             Sparse input, or ``X`` holding objects that are neither numbers
             nor strings.
+        KeyboardInterrupt
+            On SIGINT (Ctrl-C, in the main thread): training stops after the
+            current chunk of mini-batches, the model keeps the state of the
+            last completed epoch, which is written to ``checkpoint`` if given.
         """
         hidden = self._validate_hyperparameters()
         X = check_features(X, dtype=self._float_dtype())
@@ -256,6 +268,21 @@ class MLPClassifier(ParamsMixin):
                              f"but the data contains only one class: {classes[0]!r}")
         self._reset()
         rng = np.random.default_rng(self.random_state)
+        ckpt = None
+        if checkpoint is not None:
+            from .checkpoint import data_fingerprint, generator_state
+            ckpt = {"path": checkpoint, "initial_rng_state": generator_state(rng),
+                    "fingerprint": data_fingerprint(X, y_idx)}
+        X, y_idx, val = self._split_validation(X, y_idx, classes, validation_data, rng)
+        self.classes_ = classes
+        self.n_features_in_ = X.shape[1]
+        self._initialize(X, hidden, rng)
+        with _interrupt_guard() as stop:
+            self._train(X, y_idx.astype(np.int32), self.epochs, val, rng, checkpoint=ckpt,
+                        stop=stop)
+        return self
+
+    def _split_validation(self, X, y_idx, classes, validation_data, rng):
         val = None
         if validation_data is not None:
             val = self._prepare_validation(validation_data, X.shape[1], classes)
@@ -263,11 +290,89 @@ class MLPClassifier(ParamsMixin):
             fraction = self.validation_fraction or (0.1 if self.early_stopping else 0.0)
             if fraction > 0:
                 X, y_idx, val = self._random_split(X, y_idx.astype(np.int32), fraction, rng)
-        self.classes_ = classes
-        self.n_features_in_ = X.shape[1]
-        self._initialize(X, hidden, rng)
-        self._train(X, y_idx.astype(np.int32), self.epochs, val, rng)
-        return self
+        return X, y_idx, val
+
+    @classmethod
+    def resume(cls, checkpoint, X, y, validation_data=None):
+        """Continue the ``fit`` that wrote ``checkpoint`` for its remaining epochs.
+
+        With the same data (and ``validation_data``), the final model is
+        bit-identical to that of an uninterrupted ``fit`` (same seed, same
+        ``n_threads``). Hyper-parameters come from the checkpoint, which keeps
+        being updated after every epoch.
+
+        Parameters
+        ----------
+        checkpoint : str or path-like
+            File written by ``fit(..., checkpoint=...)``.
+        X, y, validation_data
+            As given to that ``fit``.
+
+        Returns
+        -------
+        MLPClassifier
+            Fitted (returned at once if the checkpoint's run had finished).
+
+        Raises
+        ------
+        FileNotFoundError
+            No such checkpoint.
+        fastann.checkpoint.CheckpointError
+            The file is not a readable checkpoint, or ``X``/``y`` differ from
+            the data it was trained on.
+        KeyboardInterrupt
+            As :meth:`fit`.
+        """
+        from .checkpoint import CheckpointError, data_fingerprint, load_checkpoint, \
+            restore_generator
+        from .persistence import _classes_array
+        state = load_checkpoint(checkpoint)
+        try:
+            model = cls(**state["params"])
+            if isinstance(model.hidden_layer_sizes, list):
+                model.hidden_layer_sizes = tuple(model.hidden_layer_sizes)
+            hidden = model._validate_hyperparameters()
+            rng = restore_generator(state["initial_rng_state"])
+            next_rng = restore_generator(state["rng_state"])
+            sizes = np.array(state["layer_sizes"], np.int64)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CheckpointError(f"{checkpoint}: malformed checkpoint ({exc})") from exc
+        X = check_features(X, dtype=model._float_dtype())
+        y = check_labels(y, X.shape[0])
+        classes, y_idx = np.unique(y, return_inverse=True)
+        if (data_fingerprint(X, y_idx) != state["data"]
+                or not np.array_equal(_classes_array(classes), state["classes"])):
+            raise CheckpointError(f"{checkpoint}: X and y are not the data this checkpoint "
+                                  f"was trained on")
+        X, y_idx, val = model._split_validation(X, y_idx, classes, validation_data, rng)
+        params = np.array(state["flat_params"], dtype=model._float_dtype())
+        expected = int(kernels.parameter_offsets(sizes)[1][-1])
+        if (params.shape != (expected,) or tuple(sizes[1:-1]) != hidden
+                or sizes[0] != X.shape[1] or sizes[-1] != classes.size
+                or state["optimizer_state1"].shape != params.shape
+                or state["optimizer_state2"].shape != params.shape):
+            raise CheckpointError(f"{checkpoint}: array shapes do not match its layer sizes")
+        model.classes_ = classes
+        model.n_features_in_ = X.shape[1]
+        model.normalization_scale_ = state["normalization_scale"]
+        model.normalization_shift_ = state["normalization_shift"]
+        model._set_parameters(params, sizes)
+        model._optimizer_state = (state["optimizer_state1"].copy(),
+                                  state["optimizer_state2"].copy())
+        model.n_iter_, model.t_ = int(state["n_iter"]), int(state["t"])
+        model.history_ = list(state["history"])
+        model._rng = next_rng
+        remaining = model.epochs - model.n_iter_
+        if state["finished"] or remaining <= 0:
+            return model
+        best_loss = math.inf if state["best_loss"] is None else state["best_loss"]
+        best_params = state["best_params"] if state["best_params"].size else None
+        ckpt = {"path": checkpoint, "initial_rng_state": state["initial_rng_state"],
+                "fingerprint": state["data"]}
+        with _interrupt_guard() as stop:
+            model._train(X, y_idx.astype(np.int32), remaining, val, next_rng, checkpoint=ckpt,
+                         stop=stop, early_state=(best_loss, best_params, int(state["stale"])))
+        return model
 
     def partial_fit(self, X, y, classes=None):
         """Train for one epoch over ``(X, y)``, continuing from the current state.
@@ -400,7 +505,7 @@ class MLPClassifier(ParamsMixin):
         hyper[L1], hyper[L2] = self.l1, self.l2
         return hyper
 
-    def _train(self, X, y_idx, n_epochs, val, rng):
+    def _train(self, X, y_idx, n_epochs, val, rng, checkpoint=None, stop=None, early_state=None):
         dtype = self._float_dtype()
         sizes = self._sizes_from_coefs()
         params = self._flat_parameters()
@@ -425,7 +530,16 @@ class MLPClassifier(ParamsMixin):
         activation = kernels.ACTIVATIONS[self.activation]
         scale, shift = self.normalization_scale_, self.normalization_shift_
         order = np.arange(n, dtype=np.int64)
-        best_loss, best_params, stale = np.inf, None, 0
+        best_loss, best_params, stale = early_state or (np.inf, None, 0)
+
+        def save_checkpoint(finished):
+            if checkpoint is None:
+                return
+            from .checkpoint import save_checkpoint as save
+            save(checkpoint["path"], self, params, state1, state2, rng,
+                 initial_rng_state=checkpoint["initial_rng_state"],
+                 fingerprint=checkpoint["fingerprint"], best_loss=best_loss,
+                 best_params=best_params, stale=stale, finished=finished)
         first_epoch = self.n_iter_
         gpu = None
         if self.device == "cuda":
@@ -440,6 +554,7 @@ class MLPClassifier(ParamsMixin):
                                                epoch, first_epoch + n_epochs,
                                                self.lr_decay, self.lr_step_size)
                 hyper[LEARNING_RATE] = rate
+                rng_state = rng.bit_generator.state
                 order[:] = np.arange(n)
                 kernels.shuffle_inplace(order, int(rng.integers(0, 2**63 - 1)))
                 # Snapshot to roll a diverged epoch back: a non-finite step also
@@ -465,9 +580,23 @@ class MLPClassifier(ParamsMixin):
                     n_correct += chunk_correct
                     if progress is not None:
                         progress.update(1)
+                    if stop is not None and stop.requested:
+                        break
                 seconds = time.perf_counter() - start_time
                 if progress is not None:
                     progress.close()
+                if stop is not None and stop.requested:
+                    # Back to the end of the last completed epoch (weights,
+                    # optimizer, random state), so a resume replays this epoch.
+                    params[:], state1[:], state2[:] = last_good[:3]
+                    self.t_ = last_good[3]
+                    rng.bit_generator.state = rng_state
+                    if gpu is not None:
+                        gpu.upload()
+                    self._optimizer_state = (state1, state2)
+                    save_checkpoint(False)
+                    raise KeyboardInterrupt(f"training interrupted in epoch {epoch + 1}; "
+                                            f"kept the state after epoch {epoch}")
                 if self._diverged(loss_sum, params, X[:DIVERGENCE_CHECK_ROWS], sizes):
                     params[:], state1[:], state2[:] = last_good[:3]
                     self.t_ = last_good[3]
@@ -495,6 +624,7 @@ class MLPClassifier(ParamsMixin):
                 self.history_.append(record)
                 if self.verbose:
                     print(format_epoch(record, first_epoch + n_epochs), flush=True)
+                early_stop = False
                 if self.early_stopping and val is not None:
                     if record["val_loss"] < best_loss - self.tol:
                         best_loss, best_params, stale = record["val_loss"], params.copy(), 0
@@ -504,10 +634,15 @@ class MLPClassifier(ParamsMixin):
                             if self.verbose:
                                 print(f"early stopping: validation loss has not improved for "
                                       f"{stale} epochs", flush=True)
-                            break
+                            early_stop = True
+                if early_stop:
+                    break
+                if self.n_iter_ < first_epoch + n_epochs:
+                    save_checkpoint(False)
         if best_params is not None:
             params[:] = best_params
         self._optimizer_state = (state1, state2)
+        save_checkpoint(True)
 
     def _diverged(self, loss_sum, params, X_sample, sizes):
         """Whether an epoch's loss, its updated weights, or their outputs on ``X_sample`` overflowed."""
@@ -634,6 +769,44 @@ class MLPClassifier(ParamsMixin):
         from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
         return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
                     classifier_tags=ClassifierTags(), input_tags=InputTags())
+
+
+class _StopRequest:
+    requested = False
+
+
+@contextlib.contextmanager
+def _interrupt_guard():
+    """While training, turn SIGINT into a request to stop after the current chunk.
+
+    Only in the main thread (elsewhere signal handlers cannot be set). A second
+    SIGINT before training has stopped raises ``KeyboardInterrupt`` at once.
+    The previous handler is restored afterwards.
+    """
+    stop = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    try:
+        previous = signal.getsignal(signal.SIGINT)
+    except (ValueError, OSError):  # pragma: no cover
+        yield stop
+        return
+
+    def handler(signum, frame):
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.requested = True
+
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except (ValueError, OSError):  # pragma: no cover
+        yield stop
+        return
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
 def format_epoch(record, n_epochs):
