@@ -45,6 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_write
+
 __all__ = ["Experiment", "SOURCES", "add_arguments", "build_plan", "main", "run"]
 
 #: Values of ``--only``: the five reference projects, the Fashion-MNIST README, our own.
@@ -988,26 +990,12 @@ def write_report(out, rows, args, meta, figures, fastest, best):
         lines.append("")
     text = "\n".join(lines)
     path = out / "REPORT.md"
-    tmp = out / f".REPORT.md.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+        f.write(text.encode("utf-8"))
     return path
 
 
 # --------------------------------------------------------------------------- entry points
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def _sources(text):
     chosen = [part.strip().lower() for part in text.split(",") if part.strip()]
     unknown = [s for s in chosen if s not in SOURCES]
@@ -1020,6 +1008,7 @@ def _sources(text):
 
 def add_arguments(parser):
     """Add the ``experiments`` options to ``parser`` (an argparse (sub)parser)."""
+    from .cli import positive_int
     parser.add_argument("--out", default="experiments-report", metavar="DIR",
                         help="output directory for REPORT.md and the figures")
     parser.add_argument("--quick", action="store_true",
@@ -1028,7 +1017,7 @@ def add_arguments(parser):
     parser.add_argument("--only", type=_sources, default=SOURCES, metavar="SOURCE[,SOURCE]",
                         help=f"run only these sources: {', '.join(SOURCES)}")
     parser.add_argument("--seed", type=int, default=0, help="random seed of every run")
-    parser.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                         help="worker processes (default: available cores); each model uses "
                              "one BLAS thread")
     parser.add_argument("--dataset", default="mnist",
