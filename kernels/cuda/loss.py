@@ -31,6 +31,23 @@ def loss_kernels(rows_per_block, dtype):
     SHAPE = (ROWS, WARP)
     HALF = WARP // 2
 
+    @cuda.jit(device=True)
+    def row_sum_exp(logits, row, zmax, live, red, r, lane):
+        """Sum over row ``row`` of ``exp(z - zmax)``, reduced across the warp's lanes."""
+        total = ZERO
+        if live:
+            for j in range(lane, logits.shape[1], WARP):
+                total += math.exp(logits[row, j] - zmax)
+        red[r, lane] = total
+        cuda.syncthreads()
+        offset = HALF
+        while offset > 0:
+            if lane < offset:
+                red[r, lane] += red[r, lane + offset]
+            cuda.syncthreads()
+            offset //= 2
+        return red[r, 0]
+
     @cuda.jit
     def softmax_cross_entropy(logits, labels, grad_scale, grad, counters, n_rows):
         red = cuda.shared.array(SHAPE, nbtype)
@@ -72,19 +89,7 @@ def loss_kernels(rows_per_block, dtype):
             zy = logits[row, y]  # read before any lane overwrites the logits
         cuda.syncthreads()
         # Pass 2: sum of exponentials.
-        total = ZERO
-        if live:
-            for j in range(lane, k, WARP):
-                total += math.exp(logits[row, j] - zmax)
-        red[r, lane] = total
-        cuda.syncthreads()
-        offset = HALF
-        while offset > 0:
-            if lane < offset:
-                red[r, lane] += red[r, lane + offset]
-            cuda.syncthreads()
-            offset //= 2
-        total = red[r, 0]
+        total = row_sum_exp(logits, row, zmax, live, red, r, lane)
         if live:
             if lane == 0:
                 cuda.atomic.add(counters, 0, math.log(total) - (zy - zmax))
@@ -124,20 +129,9 @@ def loss_kernels(rows_per_block, dtype):
             offset //= 2
         zmax = red[r, 0]
         cuda.syncthreads()
-        total = ZERO
+        total = row_sum_exp(logits, row, zmax, live, red, r, lane)
         if live:
-            for j in range(lane, k, WARP):
-                total += math.exp(logits[row, j] - zmax)
-        red[r, lane] = total
-        cuda.syncthreads()
-        offset = HALF
-        while offset > 0:
-            if lane < offset:
-                red[r, lane] += red[r, lane + offset]
-            cuda.syncthreads()
-            offset //= 2
-        if live:
-            shift = zmax + math.log(red[r, 0])
+            shift = zmax + math.log(total)
             for j in range(lane, k, WARP):
                 out[out_start + row, j] = logits[row, j] - shift
 
