@@ -1,42 +1,69 @@
 """Training checkpoints: everything needed to continue a ``fit`` bit-identically.
 
-A checkpoint is one ``.npz`` archive (no pickle; readable with
-``np.load(path, allow_pickle=False)``), written atomically after every epoch
-by ``MLPClassifier.fit(..., checkpoint=PATH)`` and read by
-:meth:`fastann.MLPClassifier.resume`:
+Written after every epoch by ``MLPClassifier.fit(..., checkpoint=PATH)``
+(:class:`fastann.callbacks.ModelCheckpoint`) and read by
+:meth:`fastann.MLPClassifier.resume`. One ``.npz`` archive
+(:mod:`fastann.container`):
 
-- ``header``: 0-d unicode array holding JSON with ``format``
-  ("fastann-checkpoint"), ``format_version``, ``fastann_version``,
-  ``layer_sizes``, ``params`` (hyper-parameters), ``n_iter``, ``t``,
-  ``history``, ``finished``, ``rng_state`` (the random Generator's
-  ``bit_generator.state`` at the start of the next epoch), ``initial_rng_state``
-  (before the validation split, to redo it), the early-stopping state
-  (``best_loss``, ``stale``) and a fingerprint of the training data;
-- ``flat_params``: the flat parameter vector (kernel layout);
-- ``optimizer_state1``, ``optimizer_state2``: momentum / Adam moments;
-- ``best_params``: early stopping's best weights (empty if none);
+- ``header``: JSON with ``format`` ("fastann-checkpoint"), ``format_version``
+  (2), ``fastann_version``, ``layer_sizes``, ``params`` (hyper-parameters),
+  ``n_iter``, ``t``, ``history``, ``finished``, ``rng_state`` (the random
+  Generator's ``bit_generator.state`` at the start of the next epoch),
+  ``initial_rng_state`` (before the validation split, to redo it), early
+  stopping's ``best_loss`` and ``stale`` and a fingerprint of the training data;
+- ``parameters``: the flat parameter vector (kernel layout);
+- ``velocity``, ``m``, ``v``: the optimizer's state (empty when unused);
+- ``best_parameters``: early stopping's best weights (empty if none);
 - ``classes``, ``normalization_scale``, ``normalization_shift``.
+
+Version 1 files (``flat_params``, ``optimizer_state1``/``optimizer_state2``,
+``best_params``) are still read: state 1 is the velocity for momentum and
+Nesterov and Adam's ``m`` otherwise, state 2 Adam's ``v``.
 """
-import json
 import math
-import os
-import zipfile
 import zlib
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from .container import classes_array, read_archive, write_archive
 from .exceptions import ModelFileError
-from .files import atomic_write
-from .persistence import _classes_array, _jsonable, _version
 
 FORMAT = "fastann-checkpoint"
-FORMAT_VERSION = 1
-ARRAYS = ("flat_params", "optimizer_state1", "optimizer_state2", "best_params", "classes",
-          "normalization_scale", "normalization_shift")
+FORMAT_VERSION = 2
+OPTIMIZER_STATE = ("velocity", "m", "v")
 
 
 class CheckpointError(ModelFileError):
     """A checkpoint file is corrupt, of another format, or does not fit the data given."""
+
+
+@dataclass
+class CheckpointState:
+    """What a checkpoint holds (arrays are host copies).
+
+    ``best_weights`` is early stopping's best ``get_weights()`` list (Keras
+    order) when writing, and the flat best parameter vector (or None) when read.
+    """
+
+    hyperparameters: dict
+    layer_sizes: list
+    classes: np.ndarray
+    normalization_scale: np.ndarray
+    normalization_shift: np.ndarray
+    parameters: np.ndarray
+    optimizer_state: dict
+    n_iter: int
+    t: int
+    history: list
+    finished: bool
+    rng_state: dict
+    initial_rng_state: dict
+    data: dict
+    best_loss: float = None
+    best_weights: object = None
+    stale: int = 0
+    fastann_version: str = field(default="")
 
 
 def generator_state(rng):
@@ -79,63 +106,79 @@ def data_fingerprint(X, y_idx):
             "crc32_y": zlib.crc32(y_idx.view(np.uint8)) if y_idx.size else 0}
 
 
-def save_checkpoint(path, model, params, state1, state2, rng, *, initial_rng_state, fingerprint,
-                    best_loss=math.inf, best_params=None, stale=0, finished=False):
-    """Write the training state atomically to ``path`` (see the module docstring)."""
+def write_checkpoint(path, state, version=""):
+    """Write a :class:`CheckpointState` atomically to ``path`` (see the module docstring)."""
+    params = state.parameters
+    best = state.best_weights
+    if best is None:
+        best_flat = params[:0]
+    elif isinstance(best, np.ndarray):
+        best_flat = best
+    else:  # Keras order [W_0, b_0, W_1, b_1, ...] -> kernel layout
+        best_flat = np.concatenate([w.ravel() for w in best[0::2]]
+                                   + [b.ravel() for b in best[1::2]])
+    best_loss = state.best_loss
     header = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "fastann_version": _version(),
-        "layer_sizes": [int(s) for s in model._sizes_from_coefs()],
-        "params": _jsonable(model.get_params()),
-        "n_iter": int(model.n_iter_),
-        "t": int(model.t_),
-        "history": _jsonable(model.history_),
-        "finished": bool(finished),
-        "rng_state": generator_state(rng),
-        "initial_rng_state": initial_rng_state,
-        "best_loss": None if not math.isfinite(best_loss) else float(best_loss),
-        "stale": int(stale),
-        "data": fingerprint,
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "fastann_version": version or state.fastann_version,
+        "layer_sizes": [int(s) for s in state.layer_sizes],
+        "params": state.hyperparameters, "n_iter": int(state.n_iter), "t": int(state.t),
+        "history": state.history, "finished": bool(state.finished),
+        "rng_state": state.rng_state, "initial_rng_state": state.initial_rng_state,
+        "best_loss": None if best_loss is None or not math.isfinite(best_loss)
+        else float(best_loss),
+        "stale": int(state.stale), "data": state.data,
     }
-    arrays = {"header": np.array(json.dumps(header)),
-              "flat_params": params, "optimizer_state1": state1, "optimizer_state2": state2,
-              "best_params": params[:0] if best_params is None else best_params,
-              "classes": _classes_array(model.classes_),
-              "normalization_scale": model.normalization_scale_,
-              "normalization_shift": model.normalization_shift_}
-    with atomic_write(path) as f:
-        np.savez(f, **arrays)
+    arrays = {"parameters": params, "best_parameters": best_flat,
+              "classes": classes_array(state.classes),
+              "normalization_scale": state.normalization_scale,
+              "normalization_shift": state.normalization_shift}
+    for name in OPTIMIZER_STATE:
+        arrays[name] = state.optimizer_state.get(name, params[:0])
+    write_archive(path, header, arrays)
 
 
-def load_checkpoint(path):
-    """Read a checkpoint; returns its header dict with the arrays added under their names.
+def read_checkpoint(path):
+    """Read a checkpoint written by :func:`write_checkpoint` (or a version 1 file).
+
+    Returns
+    -------
+    CheckpointState
+        ``best_weights`` is the flat best parameter vector, or None.
 
     Raises
     ------
     FileNotFoundError
         ``path`` does not exist.
     CheckpointError
-        Not a readable fastann checkpoint of a supported version.
+        Not a readable fastann checkpoint of a supported version, or entries missing.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+    header, arrays = read_archive(path, FORMAT, {1, FORMAT_VERSION}, error=CheckpointError)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-        header = json.loads(str(arrays["header"]))
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, AttributeError,
-            TypeError) as exc:
-        raise CheckpointError(f"{path}: not a readable fastann checkpoint ({exc})") from exc
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a fastann checkpoint")
-    if header.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {header.get('format_version')!r} "
-                              f"is not supported (this fastann reads version {FORMAT_VERSION})")
-    missing = [name for name in ARRAYS if name not in arrays]
-    if missing:
-        raise CheckpointError(f"{path}: checkpoint lacks entries {missing}")
-    for name in ARRAYS:
-        header[name] = arrays[name]
-    return header
+        if header["format_version"] == 1:
+            solver = header["params"]["solver"]
+            first, second = arrays["optimizer_state1"], arrays["optimizer_state2"]
+            momentum = solver in ("momentum", "nesterov")
+            empty = first[:0]
+            arrays["parameters"] = arrays["flat_params"]
+            arrays["best_parameters"] = arrays["best_params"]
+            arrays["velocity"] = first if momentum else empty
+            arrays["m"] = first if solver in ("adam", "adamw") else empty
+            arrays["v"] = second if solver in ("adam", "adamw") else empty
+        best = arrays["best_parameters"]
+        return CheckpointState(
+            hyperparameters=dict(header["params"]),
+            layer_sizes=[int(s) for s in header["layer_sizes"]],
+            classes=arrays["classes"], normalization_scale=arrays["normalization_scale"],
+            normalization_shift=arrays["normalization_shift"],
+            parameters=arrays["parameters"],
+            optimizer_state={name: arrays[name] for name in OPTIMIZER_STATE},
+            n_iter=int(header["n_iter"]), t=int(header["t"]),
+            history=list(header["history"]), finished=bool(header["finished"]),
+            rng_state=header["rng_state"], initial_rng_state=header["initial_rng_state"],
+            data=header["data"],
+            best_loss=math.inf if header["best_loss"] is None else float(header["best_loss"]),
+            best_weights=best if best.size else None, stale=int(header["stale"]),
+            fastann_version=str(header.get("fastann_version", "")))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: malformed checkpoint ({exc})") from exc

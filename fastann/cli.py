@@ -181,10 +181,10 @@ def run_train(args):
           f"{X_test.shape[0]} test samples, {X.shape[1]} features "
           f"(loaded in {time.perf_counter() - t0:.2f} s)", flush=True)
     if args.resume:
-        from .checkpoint import load_checkpoint
-        state = load_checkpoint(checkpoint)
-        print(f"resuming from {checkpoint} after epoch {state['n_iter']}/"
-              f"{state['params']['epochs']}", flush=True)
+        from .checkpoint import read_checkpoint
+        state = read_checkpoint(checkpoint)
+        print(f"resuming from {checkpoint} after epoch {state.n_iter}/"
+              f"{state.hyperparameters['epochs']}", flush=True)
         t1 = time.perf_counter()
         model = MLPClassifier.resume(checkpoint, X, y, validation_data=val_data)
         return _report(args, model, X_test, y_test, val_data, time.perf_counter() - t1)

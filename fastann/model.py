@@ -1,54 +1,41 @@
 """``MLPClassifier``: a multi-layer perceptron trained by compiled Numba epochs."""
-import contextlib
-import math
-import signal
-import threading
-import time
-import warnings
+from numbers import Integral, Real
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
 
-import kernels
-from kernels.epoch import BETA1, BETA2, EPSILON, L1, L2, LEARNING_RATE, MOMENTUM_COEF
-
-from .estimator import ParamsMixin
-from .exceptions import not_fitted_error
+from . import kernels, weights
+from ._version import __version__
+from .backends import DEVICES, backend_class
+from .backends.cpu import CpuBackend
+from .callbacks import CallbackList, EarlyStopping, EpochLogger, ModelCheckpoint, ProgressBar
+from .checkpoint import CheckpointError, data_fingerprint, generator_state, read_checkpoint, \
+    restore_generator
+from .container import classes_array
+from .exceptions import ModelFileError
 from .initializers import INITIALIZERS, default_init
-from .parallel import available_cores, thread_budget
+from .persistence import SavedModel, read_model, write_model
 from .schedules import SCHEDULES, scheduled_learning_rate
-from .validation import (check_choice, check_features, check_labels, check_positive,
-                         encode_labels)
+from .training import TrainingRun, train_epochs
+from .validation import check_features, check_labels, encode_labels
 
 ACTIVATIONS = tuple(kernels.ACTIVATIONS)
 SOLVERS = ("gd",) + tuple(kernels.OPTIMIZERS)
 INITS = ("auto",) + tuple(INITIALIZERS)
 NORMALIZATIONS = ("auto", "simple", "standard", "none")
 DTYPES = ("float32", "float64")
-DEVICES = ("cpu", "cuda")
-
-# Rows processed at once by the compiled loops. Larger mini-batches (full-batch
-# gradient descent) are split into micro-batches of this size whose gradients
-# are summed, so memory does not grow with the batch size.
-MAX_BUFFER_ROWS = 1024
-# With one thread, inputs at most this dense take the sparse first layer.
-# Measured on MNIST, 2-core AMD EPYC, one thread, epoch seconds dense -> sparse:
-# 784-128-10 batch 32: 0.45 -> 0.39; 784-64-64-10 sigmoid: 0.37 -> 0.30;
-# with 2 BLAS threads dense was faster (0.32 vs 0.40, 0.20 vs 0.30).
-SPARSE_INPUT_MAX_DENSITY = 0.5
-# Calls into the compiled epoch per epoch when a progress bar is shown.
-PROGRESS_CHUNKS = 20
-# Training rows run through the network after every epoch to check that the
-# updated weights still give finite outputs (huge but finite float32 weights
-# can overflow the logits, making predict_proba NaN).
-DIVERGENCE_CHECK_ROWS = 256
+_UNIT = dict(closed="left")
 
 
-class MLPClassifier(ParamsMixin):
+class MLPClassifier(ClassifierMixin, BaseEstimator):
     """Multi-layer perceptron classifier with softmax output and cross-entropy loss.
 
     Each epoch runs as one compiled Numba loop (shuffle, gather and normalize
     the mini-batch, forward, backward, update) over buffers allocated once per
-    ``fit``; matrix products go to BLAS.
+    ``fit`` by a backend (:mod:`fastann.backends`: CPU, or CUDA); matrix
+    products go to BLAS on the CPU.
 
     Parameters
     ----------
@@ -92,7 +79,8 @@ class MLPClassifier(ParamsMixin):
         ``validation_data``; 0.1 is used if ``early_stopping`` and this is 0.
     early_stopping : bool, default=False
         Stop when the validation loss has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs, and keep the best weights.
+        ``n_iter_no_change`` epochs, and keep the best weights
+        (:class:`fastann.callbacks.EarlyStopping`).
     n_iter_no_change : int, default=5
     tol : float, default=1e-4
     random_state : int, numpy Generator or None, default=None
@@ -102,10 +90,11 @@ class MLPClassifier(ParamsMixin):
     n_threads : int or None, default=None
         BLAS threads (None: all available cores).
     device : {"cpu", "cuda"}, default="cpu"
-        ``cuda`` trains and predicts with the numba.cuda twins of the kernels
-        (:mod:`kernels.cuda`), keeping data and parameters on the GPU during
-        each epoch; needs an NVIDIA GPU and ``pip install "fastann[cuda]"``.
-        The CPU path never imports CUDA.
+        ``cuda`` trains with the numba.cuda twins of the kernels
+        (:mod:`fastann.kernels.cuda`), keeping data and parameters on the GPU;
+        needs an NVIDIA GPU and ``pip install "fastann[cuda]"``. A model
+        without a live GPU backend (loaded from a file, unpickled) predicts on
+        the CPU. The CPU path never imports CUDA.
     verbose : int, default=0
         0 silent, 1 one line per epoch, 2 also a progress bar per epoch.
 
@@ -131,7 +120,41 @@ class MLPClassifier(ParamsMixin):
         Optimizer updates made so far (those of a rolled-back epoch excluded).
     normalization_scale_, normalization_shift_ : ndarray, shape (n_features,)
         The per-feature affine map ``x * scale + shift`` applied to inputs.
+
+    Notes
+    -----
+    Save with :meth:`save`, load with :func:`fastann.load`; continue an
+    interrupted ``fit(..., checkpoint=PATH)`` with :meth:`resume`.
     """
+
+    _parameter_constraints = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, **_UNIT)],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "solver": [StrOptions(set(SOLVERS))],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "momentum": [Interval(Real, 0, 1, **_UNIT)],
+        "beta_1": [Interval(Real, 0, 1, **_UNIT)],
+        "beta_2": [Interval(Real, 0, 1, **_UNIT)],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, **_UNIT)],
+        "epochs": [Interval(Integral, 1, None, **_UNIT)],
+        "init": [StrOptions(set(INITS))],
+        "normalization": [StrOptions(set(NORMALIZATIONS))],
+        "l1": [Interval(Real, 0, None, **_UNIT)],
+        "l2": [Interval(Real, 0, None, **_UNIT)],
+        "lr_schedule": [StrOptions(set(SCHEDULES))],
+        "lr_decay": [Interval(Real, 0, 1, closed="right")],
+        "lr_step_size": [Interval(Integral, 1, None, **_UNIT)],
+        "validation_fraction": [Interval(Real, 0, 1, **_UNIT)],
+        "early_stopping": ["boolean"],
+        "n_iter_no_change": [Interval(Integral, 1, None, **_UNIT)],
+        "tol": [Interval(Real, 0, None, **_UNIT)],
+        "random_state": [Interval(Integral, 0, None, **_UNIT), np.random.Generator, None],
+        "dtype": [StrOptions(set(DTYPES)), type, np.dtype],
+        "n_threads": [Interval(Integral, 1, None, **_UNIT), None],
+        "device": [StrOptions(set(DEVICES))],
+        "verbose": ["verbose"],
+    }
 
     def __init__(self, hidden_layer_sizes=(256,), activation="relu", solver="adam",
                  learning_rate=1e-3, momentum=0.9, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
@@ -167,64 +190,24 @@ class MLPClassifier(ParamsMixin):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ checks
-    def _validate_hyperparameters(self):
+    def _check_hyperparameters(self):
+        """Validate the constructor's arguments; return the hidden widths as a tuple."""
+        self._validate_params()
         hidden = self.hidden_layer_sizes
-        if isinstance(hidden, (int, np.integer)):
-            hidden = (hidden,)
-        try:
-            hidden = tuple(hidden)
-        except TypeError:
+        hidden = (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
+        if not all(isinstance(w, Integral) and not isinstance(w, bool) and w > 0
+                   for w in hidden):
             raise ValueError(f"hidden_layer_sizes must be a tuple of positive integers, "
-                             f"got {self.hidden_layer_sizes!r}") from None
-        for width in hidden:
-            check_positive("each hidden layer size", width, integer=True)
-        check_choice("activation", self.activation, ACTIVATIONS)
-        check_choice("solver", self.solver, SOLVERS)
-        check_choice("init", self.init, INITS)
-        check_choice("normalization", self.normalization, NORMALIZATIONS)
-        check_choice("lr_schedule", self.lr_schedule, SCHEDULES)
-        check_choice("device", self.device, DEVICES)
-        check_choice("dtype", str(np.dtype(self.dtype)) if self.dtype in DTYPES or
-                     isinstance(self.dtype, type) else self.dtype, DTYPES)
-        check_positive("learning_rate", self.learning_rate)
-        check_positive("batch_size", self.batch_size, integer=True)
-        check_positive("epochs", self.epochs, integer=True)
-        check_positive("lr_step_size", self.lr_step_size, integer=True)
-        check_positive("n_iter_no_change", self.n_iter_no_change, integer=True)
-        check_positive("epsilon", self.epsilon)
-        for name in ("l1", "l2", "tol"):
-            check_positive(name, getattr(self, name), allow_zero=True)
-        for name in ("momentum", "beta_1", "beta_2"):
-            value = getattr(self, name)
-            check_positive(name, value, allow_zero=True)
-            if value >= 1:
-                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-        if not 0 < self.lr_decay <= 1:
-            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
-        if not 0 <= self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
-        if self.n_threads is not None:
-            check_positive("n_threads", self.n_threads, integer=True)
+                             f"got {self.hidden_layer_sizes!r}")
+        if np.dtype(self.dtype).name not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         return hidden
-
-    def _check_fitted(self):
-        if not hasattr(self, "coefs_"):
-            raise not_fitted_error(f"This {type(self).__name__} instance is not fitted yet; "
-                                   f"call fit before using this method")
-
-    def _check_predict_input(self, X):
-        self._check_fitted()
-        X = check_features(X, dtype=self._float_dtype())
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
-                             f"expecting {self.n_features_in_} features as input.")
-        return X
 
     def _float_dtype(self):
         return np.dtype(self.dtype)
 
     # ----------------------------------------------------------------- training
-    def fit(self, X, y, validation_data=None, checkpoint=None):
+    def fit(self, X, y, validation_data=None, checkpoint=None, callbacks=None):
         """Train from scratch for ``epochs`` epochs.
 
         Parameters
@@ -238,9 +221,11 @@ class MLPClassifier(ParamsMixin):
             Evaluated after every epoch (loss and accuracy in ``history_``);
             overrides ``validation_fraction``.
         checkpoint : str or path-like, optional
-            Checkpoint file (``.npz``, see :mod:`fastann.checkpoint`), written
-            atomically after every epoch; continue an interrupted run with
-            :meth:`resume`.
+            Checkpoint file (:mod:`fastann.checkpoint`), written atomically
+            after every epoch; continue an interrupted run with :meth:`resume`.
+        callbacks : list of fastann.callbacks.Callback, optional
+            Called at the start and end of training and of every epoch; one
+            may stop training with ``self.model.stop_training = True``.
 
         Returns
         -------
@@ -252,48 +237,37 @@ class MLPClassifier(ParamsMixin):
             Invalid hyper-parameters, or invalid ``X``/``y`` (wrong shape,
             NaN/inf, mismatched lengths, a single class, continuous labels).
         TypeError
-            Sparse input, or ``X`` holding objects that are neither numbers
-            nor strings.
+            Sparse input, ``X`` holding objects that are neither numbers nor
+            strings, or a callback that is not a ``Callback``.
         KeyboardInterrupt
             On SIGINT (Ctrl-C, in the main thread): training stops after the
             current chunk of mini-batches, the model keeps the state of the
             last completed epoch, which is written to ``checkpoint`` if given.
         """
-        hidden = self._validate_hyperparameters()
+        hidden = self._check_hyperparameters()
         X = check_features(X, dtype=self._float_dtype())
         y = check_labels(y, X.shape[0])
         classes, y_idx = np.unique(y, return_inverse=True)
         if classes.size < 2:
             raise ValueError(f"MLPClassifier needs samples of at least 2 classes in the data, "
                              f"but the data contains only one class: {classes[0]!r}")
+        user_callbacks = CallbackList(callbacks or ())
         self._reset()
         rng = np.random.default_rng(self.random_state)
-        ckpt = None
-        if checkpoint is not None:
-            from .checkpoint import data_fingerprint, generator_state
-            ckpt = {"path": checkpoint, "initial_rng_state": generator_state(rng),
-                    "fingerprint": data_fingerprint(X, y_idx)}
+        initial_rng_state = generator_state(rng)
+        fingerprint = data_fingerprint(X, y_idx) if checkpoint is not None else None
         X, y_idx, val = self._split_validation(X, y_idx, classes, validation_data, rng)
         self.classes_ = classes
         self.n_features_in_ = X.shape[1]
         self._initialize(X, hidden, rng)
-        with _interrupt_guard() as stop:
-            self._train(X, y_idx.astype(np.int32), self.epochs, val, rng, checkpoint=ckpt,
-                        stop=stop)
+        run = self._new_run(X, y_idx, self.epochs, val, rng)
+        early = self._early_stopping(val)
+        self._train(run, user_callbacks, early, checkpoint and (checkpoint, initial_rng_state,
+                                                                fingerprint))
         return self
 
-    def _split_validation(self, X, y_idx, classes, validation_data, rng):
-        val = None
-        if validation_data is not None:
-            val = self._prepare_validation(validation_data, X.shape[1], classes)
-        else:
-            fraction = self.validation_fraction or (0.1 if self.early_stopping else 0.0)
-            if fraction > 0:
-                X, y_idx, val = self._random_split(X, y_idx.astype(np.int32), fraction, rng)
-        return X, y_idx, val
-
     @classmethod
-    def resume(cls, checkpoint, X, y, validation_data=None):
+    def resume(cls, checkpoint, X, y, validation_data=None, callbacks=None):
         """Continue the ``fit`` that wrote ``checkpoint`` for its remaining epochs.
 
         With the same data (and ``validation_data``), the final model is
@@ -305,7 +279,7 @@ class MLPClassifier(ParamsMixin):
         ----------
         checkpoint : str or path-like
             File written by ``fit(..., checkpoint=...)``.
-        X, y, validation_data
+        X, y, validation_data, callbacks
             As given to that ``fit``.
 
         Returns
@@ -323,55 +297,52 @@ class MLPClassifier(ParamsMixin):
         KeyboardInterrupt
             As :meth:`fit`.
         """
-        from .checkpoint import CheckpointError, data_fingerprint, load_checkpoint, \
-            restore_generator
-        from .persistence import _classes_array
-        state = load_checkpoint(checkpoint)
+        state = read_checkpoint(checkpoint)
         try:
-            model = cls(**state["params"])
+            model = cls(**state.hyperparameters)
             if isinstance(model.hidden_layer_sizes, list):
                 model.hidden_layer_sizes = tuple(model.hidden_layer_sizes)
-            hidden = model._validate_hyperparameters()
-            rng = restore_generator(state["initial_rng_state"])
-            next_rng = restore_generator(state["rng_state"])
-            sizes = np.array(state["layer_sizes"], np.int64)
+            hidden = model._check_hyperparameters()
+            rng = restore_generator(state.initial_rng_state)
+            next_rng = restore_generator(state.rng_state)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"{checkpoint}: malformed checkpoint ({exc})") from exc
         X = check_features(X, dtype=model._float_dtype())
         y = check_labels(y, X.shape[0])
         classes, y_idx = np.unique(y, return_inverse=True)
-        if (data_fingerprint(X, y_idx) != state["data"]
-                or not np.array_equal(_classes_array(classes), state["classes"])):
+        if (data_fingerprint(X, y_idx) != state.data
+                or not np.array_equal(classes_array(classes), state.classes)):
             raise CheckpointError(f"{checkpoint}: X and y are not the data this checkpoint "
                                   f"was trained on")
         X, y_idx, val = model._split_validation(X, y_idx, classes, validation_data, rng)
-        params = np.array(state["flat_params"], dtype=model._float_dtype())
-        expected = int(kernels.parameter_offsets(sizes)[1][-1])
-        if (params.shape != (expected,) or tuple(sizes[1:-1]) != hidden
+        sizes = np.array(state.layer_sizes, np.int64)
+        params = np.array(state.parameters, dtype=model._float_dtype())
+        n_params = int(kernels.parameter_offsets(sizes)[1][-1])
+        optimizer = kernels.OPTIMIZERS["sgd" if model.solver == "gd" else model.solver]
+        expected_state = kernels.optimizer_state_sizes(optimizer, n_params)
+        if (params.shape != (n_params,) or tuple(sizes[1:-1]) != hidden
                 or sizes[0] != X.shape[1] or sizes[-1] != classes.size
-                or state["optimizer_state1"].shape != params.shape
-                or state["optimizer_state2"].shape != params.shape):
+                or any(state.optimizer_state[k].shape != (n,) for k, n in expected_state.items())):
             raise CheckpointError(f"{checkpoint}: array shapes do not match its layer sizes")
         model.classes_ = classes
         model.n_features_in_ = X.shape[1]
-        model.normalization_scale_ = state["normalization_scale"]
-        model.normalization_shift_ = state["normalization_shift"]
+        model.normalization_scale_ = state.normalization_scale
+        model.normalization_shift_ = state.normalization_shift
         model._set_parameters(params, sizes)
-        model._optimizer_state = (state["optimizer_state1"].copy(),
-                                  state["optimizer_state2"].copy())
-        model.n_iter_, model.t_ = int(state["n_iter"]), int(state["t"])
-        model.history_ = list(state["history"])
+        model.n_iter_, model.t_, model.history_ = state.n_iter, state.t, list(state.history)
         model._rng = next_rng
+        model._backend = model._make_backend(state.optimizer_state)
         remaining = model.epochs - model.n_iter_
-        if state["finished"] or remaining <= 0:
+        if state.finished or remaining <= 0:
             return model
-        best_loss = math.inf if state["best_loss"] is None else state["best_loss"]
-        best_params = state["best_params"] if state["best_params"].size else None
-        ckpt = {"path": checkpoint, "initial_rng_state": state["initial_rng_state"],
-                "fingerprint": state["data"]}
-        with _interrupt_guard() as stop:
-            model._train(X, y_idx.astype(np.int32), remaining, val, next_rng, checkpoint=ckpt,
-                         stop=stop, early_state=(best_loss, best_params, int(state["stale"])))
+        run = model._new_run(X, y_idx, remaining, val, next_rng)
+        early = model._early_stopping(val)
+        if early is not None:
+            early.best, early.wait = state.best_loss, state.stale
+            if state.best_weights is not None:
+                early.best_weights = weights.keras_order(state.best_weights, sizes)
+        model._train(run, CallbackList(callbacks or ()), early,
+                     (checkpoint, state.initial_rng_state, state.data))
         return model
 
     def partial_fit(self, X, y, classes=None):
@@ -395,11 +366,10 @@ class MLPClassifier(ParamsMixin):
             As :meth:`fit`, and for labels not in ``classes_`` or a feature
             count that differs from the first call.
         """
-        hidden = self._validate_hyperparameters()
+        hidden = self._check_hyperparameters()
         X = check_features(X, dtype=self._float_dtype())
         y = check_labels(y, X.shape[0])
-        first_call = not hasattr(self, "coefs_")
-        if first_call:
+        if not hasattr(self, "coefs_"):
             all_classes = np.unique(np.asarray(classes) if classes is not None else y)
             if all_classes.size < 2:
                 raise ValueError("MLPClassifier needs at least 2 classes, but only one class "
@@ -409,295 +379,166 @@ class MLPClassifier(ParamsMixin):
             self._reset()
             self.classes_ = all_classes
             self.n_features_in_ = X.shape[1]
-            self._rng = np.random.default_rng(self.random_state)
-            self._initialize(X, hidden, self._rng)
+            self._initialize(X, hidden, np.random.default_rng(self.random_state))
         else:
             if X.shape[1] != self.n_features_in_:
                 raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
                                  f"expecting {self.n_features_in_} features as input.")
             y_idx = encode_labels(y, self.classes_)
-        self._train(X, y_idx, 1, None, self._rng)
+        self._train(self._new_run(X, y_idx, 1, None, self._rng), CallbackList(), None, None,
+                    keep_data=True)
         return self
 
     def _reset(self):
         for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
             delattr(self, name)
+        self._backend = None
 
-    def _prepare_validation(self, validation_data, n_features, classes):
-        try:
-            X_val, y_val = validation_data
-        except (TypeError, ValueError):
-            raise ValueError("validation_data must be a tuple (X_val, y_val)") from None
-        X_val = check_features(X_val, dtype=self._float_dtype(), name="X_val")
-        if X_val.shape[1] != n_features:
-            raise ValueError(f"X_val has {X_val.shape[1]} features but X has {n_features}")
-        y_val = check_labels(y_val, X_val.shape[0])
-        return X_val, encode_labels(y_val, classes)
-
-    @staticmethod
-    def _random_split(X, y_idx, fraction, rng):
+    def _split_validation(self, X, y_idx, classes, validation_data, rng):
+        if validation_data is not None:
+            try:
+                X_val, y_val = validation_data
+            except (TypeError, ValueError):
+                raise ValueError("validation_data must be a tuple (X_val, y_val)") from None
+            X_val = check_features(X_val, dtype=self._float_dtype(), name="X_val")
+            if X_val.shape[1] != X.shape[1]:
+                raise ValueError(f"X_val has {X_val.shape[1]} features but X has {X.shape[1]}")
+            y_val = check_labels(y_val, X_val.shape[0])
+            return X, y_idx, (X_val, encode_labels(y_val, classes))
+        fraction = self.validation_fraction or (0.1 if self.early_stopping else 0.0)
+        if fraction == 0:
+            return X, y_idx, None
         n_val = max(1, int(round(fraction * X.shape[0])))
         if n_val >= X.shape[0]:
             raise ValueError(f"validation_fraction={fraction} leaves no training samples "
                              f"out of {X.shape[0]}")
         perm = rng.permutation(X.shape[0])
         val_rows, train_rows = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        y_idx = y_idx.astype(np.int32)
         return X[train_rows], y_idx[train_rows], (X[val_rows], y_idx[val_rows])
 
-    def _normalization_map(self, X):
+    def _initialize(self, X, hidden, rng):
         dtype = self._float_dtype()
         mode = self.normalization
         if mode == "auto":
             mode = "simple" if X.dtype == np.uint8 else "standard"
         d = X.shape[1]
-        if mode == "simple":
-            return np.full(d, 1.0 / 255.0, dtype), np.zeros(d, dtype)
-        if mode == "none":
-            return np.ones(d, dtype), np.zeros(d, dtype)
-        mean = X.mean(axis=0, dtype=np.float64)
-        std = X.std(axis=0, dtype=np.float64)
-        std[std == 0] = 1.0
-        return (1.0 / std).astype(dtype), (-mean / std).astype(dtype)
-
-    def _layer_sizes(self, hidden):
-        return np.array([self.n_features_in_, *hidden, len(self.classes_)], dtype=np.int64)
-
-    def _initialize(self, X, hidden, rng):
-        dtype = self._float_dtype()
-        sizes = self._layer_sizes(hidden)
+        if mode == "standard":
+            mean, std = X.mean(axis=0, dtype=np.float64), X.std(axis=0, dtype=np.float64)
+            std[std == 0] = 1.0
+            scale, shift = (1.0 / std).astype(dtype), (-mean / std).astype(dtype)
+        else:
+            scale = np.full(d, 1.0 / 255.0 if mode == "simple" else 1.0, dtype)
+            shift = np.zeros(d, dtype)
+        self.normalization_scale_, self.normalization_shift_ = scale, shift
+        sizes = np.array([d, *hidden, len(self.classes_)], dtype=np.int64)
         init = INITIALIZERS[default_init(self.activation) if self.init == "auto" else self.init]
-        self.normalization_scale_, self.normalization_shift_ = self._normalization_map(X)
         w_off, b_off = kernels.parameter_offsets(sizes)
         params = np.zeros(b_off[-1], dtype)
         for layer in range(sizes.size - 1):
             params[w_off[layer]:w_off[layer + 1]] = init(
                 int(sizes[layer]), int(sizes[layer + 1]), rng, dtype).ravel()
         self._set_parameters(params, sizes)
-        self._optimizer_state = (np.zeros_like(params), np.zeros_like(params))
-        self.n_iter_ = 0
-        self.t_ = 0
-        self.history_ = []
+        self.n_iter_, self.t_, self.history_ = 0, 0, []
         self._rng = rng
+        self._backend = self._make_backend()
 
     def _set_parameters(self, params, sizes):
-        """Expose the flat vector as ``coefs_``/``intercepts_`` (views, no copy)."""
-        w_off, b_off = kernels.parameter_offsets(sizes)
-        self.coefs_, self.intercepts_ = [], []
-        for layer in range(sizes.size - 1):
-            shape = (int(sizes[layer]), int(sizes[layer + 1]))
-            self.coefs_.append(params[w_off[layer]:w_off[layer + 1]].reshape(shape))
-            self.intercepts_.append(params[b_off[layer]:b_off[layer + 1]])
+        """Keep the flat vector and expose it as ``coefs_``/``intercepts_`` (views)."""
+        self._params = params
+        self.coefs_, self.intercepts_ = weights.layer_views(params, sizes)
 
-    def _flat_parameters(self):
-        """``coefs_`` and ``intercepts_`` packed into one flat vector (kernel layout)."""
-        dtype = self._float_dtype()
-        parts = [np.asarray(c, dtype).ravel() for c in self.coefs_]
-        parts += [np.asarray(b, dtype).ravel() for b in self.intercepts_]
-        return np.concatenate(parts)
+    def _make_backend(self, optimizer_state=None, device=None):
+        solver = "sgd" if self.solver == "gd" else self.solver
+        return backend_class(device or self.device)(
+            weights.layer_sizes_of(self.coefs_), kernels.ACTIVATIONS[self.activation],
+            kernels.OPTIMIZERS[solver],
+            kernels.Normalization(self.normalization_scale_, self.normalization_shift_),
+            self._params, optimizer_state=optimizer_state, n_threads=self.n_threads)
 
-    def _sizes_from_coefs(self):
-        return np.array([self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_], np.int64)
-
-    def _hyper_vector(self):
-        hyper = np.zeros(kernels.N_HYPER, np.float64)
-        hyper[MOMENTUM_COEF] = self.momentum
-        hyper[BETA1], hyper[BETA2], hyper[EPSILON] = self.beta_1, self.beta_2, self.epsilon
-        hyper[L1], hyper[L2] = self.l1, self.l2
-        return hyper
-
-    def _train(self, X, y_idx, n_epochs, val, rng, checkpoint=None, stop=None, early_state=None):
-        dtype = self._float_dtype()
-        sizes = self._sizes_from_coefs()
-        params = self._flat_parameters()
-        self._set_parameters(params, sizes)
-        state1, state2 = self._optimizer_state
+    def _new_run(self, X, y_idx, n_epochs, validation, rng):
+        backend = getattr(self, "_backend", None)
+        if backend is None:
+            backend = self._backend = self._make_backend()
         n = X.shape[0]
-        batch = n if self.solver == "gd" else min(self.batch_size, n)
-        optimizer = kernels.OPTIMIZERS["sgd" if self.solver == "gd" else self.solver]
-        capacity = min(batch, MAX_BUFFER_ROWS)
-        widest_hidden = int(sizes[1:-1].max()) if sizes.size > 2 else 1
-        grads = np.zeros_like(params)
-        grad_sum = np.zeros_like(params) if batch > capacity else np.zeros(0, dtype)
-        inputs = np.zeros((capacity, sizes[0]), dtype)
-        labels = np.zeros(capacity, np.int32)
-        acts = np.zeros(kernels.activation_offsets(sizes, capacity)[-1], dtype)
-        scratch = np.zeros(2 * capacity * widest_hidden, dtype)
-        sparse_input = self._use_sparse_input(X)
-        csr_size = capacity * int(sizes[0]) if sparse_input else 0
-        row_ptr = np.zeros(capacity + 1, np.int64)
-        nz_index, nz_value = np.zeros(csr_size, np.int32), np.zeros(csr_size, dtype)
-        hyper = self._hyper_vector()
-        activation = kernels.ACTIVATIONS[self.activation]
-        scale, shift = self.normalization_scale_, self.normalization_shift_
-        order = np.arange(n, dtype=np.int64)
-        best_loss, best_params, stale = early_state or (np.inf, None, 0)
+        return TrainingRun(
+            backend=backend, X=X, y=y_idx.astype(np.int32),
+            batch_size=n if self.solver == "gd" else min(self.batch_size, n),
+            hyper=kernels.hyperparameters(self.learning_rate, self.momentum, self.beta_1,
+                                          self.beta_2, self.epsilon, self.l1, self.l2),
+            learning_rate_at=lambda epoch, total: scheduled_learning_rate(
+                self.lr_schedule, self.learning_rate, epoch, total, self.lr_decay,
+                self.lr_step_size),
+            rng=rng, n_epochs=n_epochs, validation=validation, history=self.history_,
+            n_iter=self.n_iter_, t=self.t_)
 
-        def save_checkpoint(finished):
-            if checkpoint is None:
-                return
-            from .checkpoint import save_checkpoint as save
-            save(checkpoint["path"], self, params, state1, state2, rng,
-                 initial_rng_state=checkpoint["initial_rng_state"],
-                 fingerprint=checkpoint["fingerprint"], best_loss=best_loss,
-                 best_params=best_params, stale=stale, finished=finished)
-        first_epoch = self.n_iter_
-        gpu = None
-        if self.device == "cuda":
-            from . import cuda_backend
-            cuda_backend.require_cuda()
-            gpu = cuda_backend.CudaTrainer(X, y_idx, scale, shift, params, sizes, activation,
-                                           optimizer, batch, state1, state2, capacity=capacity)
-        with thread_budget(self.n_threads):
-            for _ in range(n_epochs):
-                epoch = self.n_iter_
-                rate = scheduled_learning_rate(self.lr_schedule, self.learning_rate,
-                                               epoch, first_epoch + n_epochs,
-                                               self.lr_decay, self.lr_step_size)
-                hyper[LEARNING_RATE] = rate
-                rng_state = rng.bit_generator.state
-                order[:] = np.arange(n)
-                kernels.shuffle_inplace(order, int(rng.integers(0, 2**63 - 1)))
-                # Snapshot to roll a diverged epoch back: a non-finite step also
-                # poisons the momentum / Adam moments, which later calls would reuse.
-                last_good = (params.copy(), state1.copy(), state2.copy(), self.t_)
-                chunks = self._chunk_bounds(n, batch)
-                progress = self._progress_bar(epoch, len(chunks))
-                start_time = time.perf_counter()
-                loss_sum, n_correct = 0.0, 0
-                if gpu is not None:
-                    # Whole epoch on the device; params and optimizer state are
-                    # copied back to the host arrays afterwards.
-                    loss_sum, n_correct, self.t_ = gpu.train_epoch(order, hyper, self.t_)
-                    chunks = []
-                    if progress is not None:
-                        progress.update(progress.total)
-                for lo, hi in chunks:
-                    chunk_loss, chunk_correct, self.t_ = kernels.train_epoch(
-                        X, y_idx, order[lo:hi], scale, shift, params, sizes, activation,
-                        optimizer, hyper, self.t_, batch, grads, grad_sum, state1, state2,
-                        inputs, labels, acts, scratch, sparse_input, row_ptr, nz_index, nz_value)
-                    loss_sum += chunk_loss
-                    n_correct += chunk_correct
-                    if progress is not None:
-                        progress.update(1)
-                    if stop is not None and stop.requested:
-                        break
-                seconds = time.perf_counter() - start_time
-                if progress is not None:
-                    progress.close()
-                if stop is not None and stop.requested:
-                    # Back to the end of the last completed epoch (weights,
-                    # optimizer, random state), so a resume replays this epoch.
-                    params[:], state1[:], state2[:] = last_good[:3]
-                    self.t_ = last_good[3]
-                    rng.bit_generator.state = rng_state
-                    if gpu is not None:
-                        gpu.upload()
-                    self._optimizer_state = (state1, state2)
-                    save_checkpoint(False)
-                    raise KeyboardInterrupt(f"training interrupted in epoch {epoch + 1}; "
-                                            f"kept the state after epoch {epoch}")
-                if self._diverged(loss_sum, params, X[:DIVERGENCE_CHECK_ROWS], sizes):
-                    params[:], state1[:], state2[:] = last_good[:3]
-                    self.t_ = last_good[3]
-                    if gpu is not None:
-                        gpu.upload()
-                    warnings.warn(f"training diverged in epoch {epoch + 1} (loss, weights or "
-                                  f"outputs not finite); "
-                                  f"stopped and kept the weights and optimizer state from "
-                                  f"before that epoch. "
-                                  f"Try a smaller learning_rate (now {self.learning_rate}).",
-                                  RuntimeWarning, stacklevel=3)
-                    break
-                self.n_iter_ += 1
-                record = {"epoch": self.n_iter_, "learning_rate": rate,
-                          "train_loss": loss_sum / n, "train_accuracy": n_correct / n,
-                          "val_loss": None, "val_accuracy": None,
-                          "n_validation": 0 if val is None else int(val[1].size),
-                          "seconds": seconds, "eval_seconds": 0.0}
-                if val is not None:
-                    eval_start = time.perf_counter()
-                    log_proba = self._log_proba(val[0], params, sizes)
-                    record["val_loss"] = float(-log_proba[np.arange(val[1].size), val[1]].mean())
-                    record["val_accuracy"] = float((log_proba.argmax(axis=1) == val[1]).mean())
-                    record["eval_seconds"] = time.perf_counter() - eval_start
-                self.history_.append(record)
-                if self.verbose:
-                    print(format_epoch(record, first_epoch + n_epochs), flush=True)
-                early_stop = False
-                if self.early_stopping and val is not None:
-                    if record["val_loss"] < best_loss - self.tol:
-                        best_loss, best_params, stale = record["val_loss"], params.copy(), 0
-                    else:
-                        stale += 1
-                        if stale >= self.n_iter_no_change:
-                            if self.verbose:
-                                print(f"early stopping: validation loss has not improved for "
-                                      f"{stale} epochs", flush=True)
-                            early_stop = True
-                if early_stop:
-                    break
-                if self.n_iter_ < first_epoch + n_epochs:
-                    save_checkpoint(False)
-        if best_params is not None:
-            params[:] = best_params
-        self._optimizer_state = (state1, state2)
-        save_checkpoint(True)
-
-    def _diverged(self, loss_sum, params, X_sample, sizes):
-        """Whether an epoch's loss, its updated weights, or their outputs on ``X_sample`` overflowed."""
-        if not np.isfinite(loss_sum) or not np.all(np.isfinite(params)):
-            return True
-        return not np.all(np.isfinite(self._log_proba(X_sample, params, sizes)))
-
-    def _use_sparse_input(self, X):
-        """Whether the first layer should run on nonzero inputs only (kernels.sparse).
-
-        Only with a single BLAS thread (where the sparse kernels beat
-        single-threaded sgemm on MNIST; with more threads BLAS wins, see
-        ``benchmarks/dense_vs_sparse.py``), when normalization keeps zeros at
-        zero, and when at most ``SPARSE_INPUT_MAX_DENSITY`` of the inputs
-        (estimated on up to 2,000 rows) are nonzero; MNIST's density is 0.19.
-        """
-        threads = self.n_threads if self.n_threads is not None else available_cores()
-        if threads != 1 or np.any(self.normalization_shift_ != 0):
-            return False
-        sample = X[:2000]
-        return np.count_nonzero(sample) <= SPARSE_INPUT_MAX_DENSITY * sample.size
-
-    @staticmethod
-    def _chunk_bounds(n, batch):
-        """Split an epoch at batch boundaries into at most PROGRESS_CHUNKS pieces."""
-        n_batches = -(-n // batch)
-        per_chunk = -(-n_batches // PROGRESS_CHUNKS)
-        step = per_chunk * batch
-        return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
-
-    def _progress_bar(self, epoch, total):
-        if self.verbose < 2:
+    def _early_stopping(self, validation):
+        if not (self.early_stopping and validation is not None):
             return None
-        from tqdm.auto import tqdm
-        return tqdm(total=total, desc=f"epoch {epoch + 1}", unit="chunk", leave=False,
-                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+        return EarlyStopping(min_delta=self.tol, patience=self.n_iter_no_change,
+                             verbose=self.verbose)
+
+    def _train(self, run, user_callbacks, early, checkpoint, keep_data=False):
+        """Run the loop with the callbacks the hyper-parameters ask for, then sync the state."""
+        built = [ProgressBar()] if self.verbose >= 2 else []
+        built += [EpochLogger()] if self.verbose else []
+        built += [early] if early is not None else []
+        built += user_callbacks.callbacks
+        if checkpoint is not None:
+            built.append(ModelCheckpoint(checkpoint[0], run, checkpoint[1], checkpoint[2],
+                                         early_stopping=early))
+        callbacks = CallbackList(built)
+        callbacks.set_model(self)
+        try:
+            train_epochs(self, run, callbacks)
+        finally:
+            self.n_iter_, self.t_ = run.n_iter, run.t
+            self._params[:] = run.backend.get_parameters()
+            if not keep_data:
+                run.backend.release()
+
+    # ---------------------------------------------------------------- weights
+    def get_weights(self):
+        """Copies of the parameters, ``[W_0, b_0, W_1, b_1, ...]`` (Keras's order).
+
+        Returns
+        -------
+        list of ndarray
+            ``W_l`` of shape ``(d_l, d_{l+1})`` and ``b_l`` of shape ``(d_{l+1},)``.
+        """
+        check_is_fitted(self)
+        backend = getattr(self, "_backend", None)
+        flat = backend.get_parameters() if backend is not None else self._params
+        return weights.keras_order(flat, weights.layer_sizes_of(self.coefs_))
+
+    def set_weights(self, new_weights):
+        """Replace the parameters with a list in :meth:`get_weights`'s order and shapes.
+
+        Raises
+        ------
+        ValueError
+            The arrays' number or shapes differ from the model's.
+        """
+        check_is_fitted(self)
+        current = self.get_weights()
+        if len(new_weights) != len(current) or any(
+                np.shape(a) != b.shape for a, b in zip(new_weights, current)):
+            raise ValueError("set_weights needs arrays of the shapes get_weights returns: "
+                             f"{[b.shape for b in current]}")
+        self._params[:] = weights.from_keras_order(new_weights, self._float_dtype())
+        if getattr(self, "_backend", None) is not None:
+            self._backend.set_parameters(self._params)
 
     # ---------------------------------------------------------------- inference
-    def _log_proba(self, X, params, sizes):
-        dtype = self._float_dtype()
-        capacity = max(1, min(X.shape[0], MAX_BUFFER_ROWS))
-        inputs = np.zeros((capacity, sizes[0]), dtype)
-        acts = np.zeros(kernels.activation_offsets(sizes, capacity)[-1], dtype)
-        if getattr(self, "device", "cpu") == "cuda":
-            from . import cuda_backend
-            cuda_backend.require_cuda()
-            return cuda_backend.predict_log_proba_cuda(
-                X, self.normalization_scale_, self.normalization_shift_, params, sizes,
-                kernels.ACTIVATIONS[self.activation])
-        out = np.empty((X.shape[0], sizes[-1]), dtype)
-        with thread_budget(self.n_threads):
-            kernels.predict_log_proba(X, self.normalization_scale_, self.normalization_shift_,
-                                      params, sizes, kernels.ACTIVATIONS[self.activation],
-                                      inputs, acts, out)
-        return out
+    def _predictor(self):
+        backend = getattr(self, "_backend", None)
+        if backend is not None:
+            return backend
+        return CpuBackend(weights.layer_sizes_of(self.coefs_),
+                          kernels.ACTIVATIONS[self.activation], kernels.SGD,
+                          kernels.Normalization(self.normalization_scale_,
+                                                self.normalization_shift_),
+                          self._params, n_threads=self.n_threads)
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`, computed stably (log-softmax).
@@ -710,8 +551,12 @@ class MLPClassifier(ParamsMixin):
         -------
         ndarray, shape (n_samples, n_classes), float64
         """
-        X = self._check_predict_input(X)
-        return self._log_proba(X, self._flat_parameters(), self._sizes_from_coefs()).astype(np.float64)
+        check_is_fitted(self)
+        X = check_features(X, dtype=self._float_dtype())
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                             f"expecting {self.n_features_in_} features as input.")
+        return self._predictor().predict_log_proba(X).astype(np.float64)
 
     def predict_proba(self, X):
         """Class probabilities (softmax of the output layer).
@@ -737,84 +582,70 @@ class MLPClassifier(ParamsMixin):
         return proba
 
     def predict(self, X):
-        """Most probable class of each row.
-
-        Parameters
-        ----------
-        X : array-like, shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray, shape (n_samples,), dtype of ``classes_``
-        """
-        best = self.predict_log_proba(X).argmax(axis=1)  # checks fitted before classes_ is read
-        return self.classes_[best]
-
-    def score(self, X, y):
-        """Accuracy (fraction of rows whose prediction equals ``y``), in [0, 1]."""
-        y = check_labels(y, np.asarray(X).shape[0] if hasattr(X, "__len__") else -1)
-        return float(np.mean(self.predict(X) == y))
+        """Most probable class of each row: ndarray, shape (n_samples,), dtype of ``classes_``."""
+        return self.classes_[self.predict_log_proba(X).argmax(axis=1)]
 
     # ------------------------------------------------------------- persistence
     def save(self, path):
         """Write the fitted model to ``path`` (``.npz`` with a JSON header; no pickle).
 
-        See :func:`fastann.persistence.save_model`.
+        Read it back with :func:`fastann.load`; the file layout is in
+        :mod:`fastann.persistence`. Raises ``NotFittedError`` before ``fit``
+        and ``OSError`` when the file cannot be written.
         """
-        from .persistence import save_model
-        save_model(self, path)
+        check_is_fitted(self)
+        write_model(path, SavedModel(
+            hyperparameters=self.get_params(), layer_sizes=weights.layer_sizes_of(self.coefs_),
+            classes=self.classes_, coefs=self.coefs_, intercepts=self.intercepts_,
+            normalization_scale=self.normalization_scale_,
+            normalization_shift=self.normalization_shift_,
+            n_iter=self.n_iter_, t=self.t_, history=self.history_), __version__)
 
-    def __sklearn_tags__(self):
-        # Only scikit-learn calls this, so scikit-learn is importable here.
-        from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
-        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
-                    classifier_tags=ClassifierTags(), input_tags=InputTags())
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_backend"] = None  # device buffers do not travel; parameters do
+        return state
 
 
-class _StopRequest:
-    requested = False
+def load(path):
+    """Read a model written by :meth:`MLPClassifier.save`.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
 
-@contextlib.contextmanager
-def _interrupt_guard():
-    """While training, turn SIGINT into a request to stop after the current chunk.
+    Returns
+    -------
+    MLPClassifier
+        Fitted, predicting exactly as the saved model did (on the CPU).
 
-    Only in the main thread (elsewhere signal handlers cannot be set). A second
-    SIGINT before training has stopped raises ``KeyboardInterrupt`` at once.
-    The previous handler is restored afterwards.
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ModelFileError
+        The file is not a fastann model, is truncated or corrupted, has an
+        unsupported format version, or invalid hyper-parameters. Loading never
+        executes code from the file.
     """
-    stop = _StopRequest()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
+    saved = read_model(path)
     try:
-        previous = signal.getsignal(signal.SIGINT)
-    except (ValueError, OSError):  # pragma: no cover
-        yield stop
-        return
-
-    def handler(signum, frame):
-        if stop.requested:
-            raise KeyboardInterrupt
-        stop.requested = True
-
-    try:
-        signal.signal(signal.SIGINT, handler)
-    except (ValueError, OSError):  # pragma: no cover
-        yield stop
-        return
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
-
-
-def format_epoch(record, n_epochs):
-    """One line summarizing an epoch's ``history_`` record."""
-    line = (f"epoch {record['epoch']:>3}/{n_epochs}  "
-            f"train loss {record['train_loss']:.4f}  acc {100 * record['train_accuracy']:6.2f}%")
-    if record["val_loss"] is not None:
-        line += (f"  |  val loss {record['val_loss']:.4f}  "
-                 f"acc {100 * record['val_accuracy']:6.2f}%")
-    line += f"  |  lr {record['learning_rate']:.3g}  {record['seconds']:.2f} s"
-    return line
+        model = MLPClassifier(**saved.hyperparameters)
+        if isinstance(model.hidden_layer_sizes, list):
+            model.hidden_layer_sizes = tuple(model.hidden_layer_sizes)
+        model._check_hyperparameters()
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: model file has malformed hyper-parameters ({exc})") from exc
+    dtype = model._float_dtype()
+    if saved.coefs[0].dtype != dtype:
+        raise ModelFileError(f"{path}: parameter arrays are not {dtype}")
+    model.classes_ = saved.classes
+    model.n_features_in_ = int(saved.layer_sizes[0])
+    model.normalization_scale_ = saved.normalization_scale
+    model.normalization_shift_ = saved.normalization_shift
+    model._set_parameters(weights.flatten(saved.coefs, saved.intercepts, dtype),
+                          np.array(saved.layer_sizes, np.int64))
+    model.n_iter_, model.t_, model.history_ = saved.n_iter, saved.t, saved.history
+    model._rng = np.random.default_rng(model.random_state)
+    model._backend = None
+    return model

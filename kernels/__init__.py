@@ -1,4 +1,8 @@
-"""fastann's compiled kernels: pure numeric Numba functions, no I/O, no Python objects.
+"""fastann's compiled kernels (``fastann.kernels``): pure numeric Numba functions, no I/O.
+
+The source lives in the repository's top-level ``kernels/`` folder and is
+installed as the subpackage ``fastann.kernels`` (no top-level ``kernels``
+package is installed).
 
 Every kernel works on NumPy arrays and writes into buffers its caller owns;
 the Python package :mod:`fastann` validates input, allocates once and
@@ -9,15 +13,38 @@ from .activations import (IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH,
                           activation_backward_inplace, bias_activation_inplace)
 from .batching import gather_batch, shuffle_inplace
 from .dense import column_sums, dense_backward, dense_forward
-from .epoch import N_HYPER, apply_update, predict_log_proba, train_epoch
+from .epoch import apply_update, micro_batches, predict_log_proba, train_epoch
 from .sparse import gather_sparse_batch, sparse_dense_backward, sparse_dense_forward
 from .loss import log_softmax_inplace, softmax_cross_entropy
 from .network import (activation_offsets, backward_network, forward_network,
                       parameter_offsets)
-from .optimizers import (ADAM, ADAMW, MOMENTUM, NESTEROV, SGD, adam_update,
-                         momentum_update, nesterov_update, sgd_update)
+from .optimizers import (ADAM, ADAMW, MOMENTUM, NESTEROV, SGD, adam_step_factors,
+                         adam_update, momentum_update, nesterov_update, sgd_update)
+from .structs import (Hyperparameters, Network, Normalization, OptimizerState,
+                      PredictionBuffers, TrainingBuffers, activation_buffer_length,
+                      hyperparameters, optimizer_state_sizes, training_buffer_shapes)
 
 ACTIVATIONS = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH,
                "relu": RELU, "leaky_relu": LEAKY_RELU}
 OPTIMIZERS = {"sgd": SGD, "momentum": MOMENTUM, "nesterov": NESTEROV,
               "adam": ADAM, "adamw": ADAMW}
+
+
+def _drop_stale_numba_cache():
+    """Recompile every kernel once after any kernel source file changed (see ``_cache``)."""
+    import os
+
+    import numba
+
+    from . import _cache
+    from .epoch import train_epoch
+
+    cache = getattr(train_epoch, "_cache", None)
+    cache_dir = getattr(cache, "_cache_path", None)  # where Numba keeps this package's files
+    if cache_dir is None:  # pragma: no cover - a Numba without on-disk caching
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
+    _cache.clear_stale_cache(_cache.source_digest(here, numba.__version__), [cache_dir])
+
+
+_drop_stale_numba_cache()

@@ -108,6 +108,32 @@ def nesterov_update(params, grads, velocity, learning_rate, momentum, l1, l2, n_
     _momentum_range(params, grads, velocity, n_weights, params.size, lr, mu, zero, zero, True)
 
 
+@njit(cache=True, error_model="numpy")
+def adam_step_factors(step, learning_rate, beta1, beta2, epsilon, l2, decoupled):
+    """Adam's per-step scalars, in float64, shared by the CPU kernel and its CUDA twin.
+
+    Kingma & Ba (2015), sec. 2, last paragraph: the bias corrections folded
+    into the step size, ``lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t)``, and
+    ``eps_hat = eps * sqrt(1 - beta2^t)``; with ``decoupled`` (AdamW) the
+    decay factor ``lr * l2`` (Loshchilov & Hutter 2019, Alg. 2), else 0.
+
+    Parameters
+    ----------
+    step : int
+        1-based update index ``t``.
+    learning_rate, beta1, beta2, epsilon, l2 : float
+    decoupled : bool
+
+    Returns
+    -------
+    lr_t, eps_hat, decay : float
+    """
+    c2 = np.sqrt(1.0 - beta2 ** step)
+    lr_t = learning_rate * c2 / (1.0 - beta1 ** step)
+    decay = learning_rate * l2 if decoupled else 0.0
+    return lr_t, epsilon * c2, decay
+
+
 @njit(cache=True, error_model="numpy", fastmath=FASTMATH)
 def _adam_range(params, grads, m, v, lo, hi, lr_t, eps_hat, b1, b2, a1, a2, decay):
     params, grads, m, v = params[lo:hi], grads[lo:hi], m[lo:hi], v[lo:hi]
@@ -148,12 +174,11 @@ def adam_update(params, grads, m, v, step, learning_rate, beta1, beta2, epsilon,
         True for AdamW.
     """
     dt = params.dtype.type
-    c2 = np.sqrt(1.0 - beta2 ** step)
-    lr_t = dt(learning_rate * c2 / (1.0 - beta1 ** step))
-    eps_hat = dt(epsilon * c2)
+    lr_t64, eps_hat64, decay64 = adam_step_factors(step, learning_rate, beta1, beta2, epsilon,
+                                                   l2, decoupled)
+    lr_t, eps_hat, decay = dt(lr_t64), dt(eps_hat64), dt(decay64)
     b1, b2, zero = dt(beta1), dt(beta2), dt(0.0)
     a2 = zero if decoupled else dt(l2)
-    decay = dt(learning_rate * l2) if decoupled else zero
     _adam_range(params, grads, m, v, 0, n_weights, lr_t, eps_hat, b1, b2, dt(l1), a2, decay)
     _adam_range(params, grads, m, v, n_weights, params.size, lr_t, eps_hat, b1, b2,
                 zero, zero, zero)

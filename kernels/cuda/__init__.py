@@ -1,4 +1,4 @@
-"""CUDA twins of :mod:`kernels`, written with ``numba.cuda`` (package ``numba-cuda``).
+"""CUDA twins of :mod:`fastann.kernels`, written with ``numba.cuda`` (package ``numba-cuda``).
 
 Every CPU kernel ``name`` in :mod:`kernels` has a GPU twin ``gpu_name`` here
 that shares its integer codes (activations, optimizers), its formulas and its
@@ -19,7 +19,7 @@ GPU twin                                CPU kernel
 :func:`gpu_predict_log_proba`           :func:`kernels.predict_log_proba`
 ======================================  ===================================================
 
-This subpackage is imported only on demand: ``import kernels`` never imports
+This subpackage is imported only on demand: ``import fastann.kernels`` never imports
 ``numba.cuda``. Importing it needs ``numba-cuda`` (``pip install
 "fastann[cuda]"``); running real kernels also needs an NVIDIA driver, a GPU
 and the NVVM compiler (a CUDA toolkit, or the ``nvidia-nvvm`` wheel that
@@ -32,14 +32,14 @@ Launch-shape defaults shrink under the simulator (see :data:`SIMULATOR`).
 import importlib.util
 
 if importlib.util.find_spec("numba_cuda") is None:  # pragma: no cover - depends on the env
-    raise ImportError('kernels.cuda needs the numba-cuda package: pip install "fastann[cuda]"')
+    raise ImportError('fastann.kernels.cuda needs the numba-cuda package: pip install "fastann[cuda]"')
 
 from ._launch import (DEFAULT_ROWS_PER_BLOCK, DEFAULT_THREADS, DEFAULT_TILE, SIMULATOR,
                       WARP)
 from .batching import gpu_gather_batch, gpu_gather_rows
 from .dense import gpu_dense_backward, gpu_dense_forward
-from .epoch import (gpu_apply_update, gpu_predict_log_proba, gpu_train_epoch,
-                    launches_per_step)
+from .epoch import (GpuTrainingBuffers, gpu_apply_update, gpu_predict_log_proba,
+                    gpu_train_epoch, launches_per_step)
 from .loss import gpu_log_softmax, gpu_softmax_cross_entropy
 from .optimizers import (gpu_adam_update, gpu_momentum_update, gpu_nesterov_update,
                          gpu_sgd_update)
@@ -49,5 +49,5 @@ __all__ = [
     "gpu_gather_batch", "gpu_gather_rows", "gpu_dense_forward", "gpu_dense_backward",
     "gpu_softmax_cross_entropy", "gpu_log_softmax", "gpu_sgd_update", "gpu_momentum_update",
     "gpu_nesterov_update", "gpu_adam_update", "gpu_apply_update", "gpu_train_epoch",
-    "gpu_predict_log_proba", "launches_per_step",
+    "gpu_predict_log_proba", "launches_per_step", "GpuTrainingBuffers",
 ]

@@ -1,6 +1,6 @@
 """Whole-epoch GPU training and batched inference: host loops over device-only data.
 
-:func:`gpu_train_epoch` mirrors :func:`kernels.train_epoch` argument for
+:func:`gpu_train_epoch` mirrors :func:`fastann.kernels.train_epoch` argument for
 argument and returns the same ``(loss_sum, n_correct, step)``, but every
 array it touches lives on the device: the dataset (uint8 stays uint8), the
 labels, the shuffled order, the flat parameters, gradients, optimizer state
@@ -30,11 +30,13 @@ into the gradient (no ``grad_sum`` buffer and no summing launch), followed by
 the single update: see :func:`launches_per_step`. All launches go to the
 default stream in order, so no synchronization is needed between them.
 """
+from collections import namedtuple
+
 import numpy as np
 from numba import cuda
 
 from ..activations import IDENTITY
-from ..epoch import BETA1, BETA2, EPSILON, L1, L2, LEARNING_RATE, MOMENTUM_COEF
+from ..epoch import micro_batches
 from ..network import activation_offsets, parameter_offsets
 from ..optimizers import ADAM, ADAMW, MOMENTUM, NESTEROV, SGD
 from . import optimizers as _opt
@@ -131,27 +133,28 @@ class _Network:
 class _Updater:
     """One optimizer launch per step, with the epoch-constant scalars precomputed."""
 
-    def __init__(self, optimizer, params, grads, state1, state2, hyper, n_weights, threads):
+    def __init__(self, optimizer, params, grads, state, hyper, n_weights, threads):
         dt = float_dtype(params).type
         self.optimizer = int(optimizer)
-        self.hyper = [float(h) for h in hyper]
+        self.hyper = hyper
         self.grid = n_blocks(params.size, threads)
         self.threads = threads
-        lr, l1, l2 = self.hyper[LEARNING_RATE], self.hyper[L1], self.hyper[L2]
-        mu = dt(self.hyper[MOMENTUM_COEF])
+        lr, l1, l2 = hyper.learning_rate, hyper.l1, hyper.l2
+        mu = dt(hyper.momentum)
         nw = int(n_weights)
         if self.optimizer == SGD:
             self.kernel, self.args = _opt._sgd, (params, grads, dt(lr), dt(l1), dt(l2), nw)
         elif self.optimizer == MOMENTUM:
             self.kernel = _opt._momentum
-            self.args = (params, grads, state1, dt(lr), mu, dt(l1), dt(l2), nw)
+            self.args = (params, grads, state.velocity, dt(lr), mu, dt(l1), dt(l2), nw)
         elif self.optimizer == NESTEROV:
             self.kernel = _opt._nesterov
-            self.args = (params, grads, state1, dt(lr), mu, dt(1.0) + mu, dt(l1), dt(l2), nw)
+            self.args = (params, grads, state.velocity, dt(lr), mu, dt(1.0) + mu, dt(l1),
+                         dt(l2), nw)
         elif self.optimizer in (ADAM, ADAMW):
             self.kernel = _opt._adam
             self.dtype = float_dtype(params)
-            self.arrays = (params, grads, state1, state2)
+            self.arrays = (params, grads, state.m, state.v)
             self.n_weights = nw
         else:
             raise ValueError("unknown optimizer code")
@@ -159,30 +162,37 @@ class _Updater:
     def __call__(self, step):
         if self.optimizer in (ADAM, ADAMW):
             h = self.hyper
-            scalars = _opt.adam_scalars(self.dtype, step, h[LEARNING_RATE], h[BETA1], h[BETA2],
-                                        h[EPSILON], h[L1], h[L2], self.optimizer == ADAMW)
+            scalars = _opt.adam_scalars(self.dtype, step, h.learning_rate, h.beta_1, h.beta_2,
+                                        h.epsilon, h.l1, h.l2, self.optimizer == ADAMW)
             self.kernel[self.grid, self.threads](*self.arrays, *scalars, self.n_weights)
         else:
             self.kernel[self.grid, self.threads](*self.args)
 
 
-def gpu_apply_update(optimizer, params, grads, state1, state2, step, hyper, n_weights,
-                     threads=None):
-    """GPU twin of :func:`kernels.apply_update` (``hyper`` is a host array)."""
+#: Device work buffers of :func:`gpu_train_epoch`: the fields of
+#: :data:`fastann.kernels.TrainingBuffers` that the GPU uses (micro-batches
+#: accumulate in the backward kernels, so no ``grad_sum``; the first layer is
+#: always dense, so no CSR buffers), plus the loss/correct ``counters``
+#: (float64, shape (2,)).
+GpuTrainingBuffers = namedtuple("GpuTrainingBuffers",
+                                ["grads", "inputs", "labels", "acts", "scratch", "counters"])
+
+
+def gpu_apply_update(optimizer, params, grads, state, step, hyper, n_weights, threads=None):
+    """GPU twin of :func:`fastann.kernels.apply_update` (``hyper`` and ``step`` on the host)."""
     threads = threads or DEFAULT_THREADS
-    _Updater(optimizer, params, grads, state1, state2, hyper, n_weights, threads)(step)
+    _Updater(optimizer, params, grads, state, hyper, n_weights, threads)(step)
 
 
-def gpu_train_epoch(X, y, order, scale, shift, params, layer_sizes, activation,
-                    optimizer, hyper, step, batch_size,
-                    grads, grad_sum, state1, state2, inputs, labels, acts, scratch,
-                    sparse_input=False, row_ptr=None, nz_index=None, nz_value=None, *,
-                    counters=None, tile=None, threads=None, rows_per_block=None):
-    """GPU twin of :func:`kernels.train_epoch`: one pass over ``order``.
+def gpu_train_epoch(X, y, order, normalization, net, optimizer, hyper, step, batch_size,
+                    state, buffers, *, tile=None, threads=None, rows_per_block=None):
+    """GPU twin of :func:`fastann.kernels.train_epoch`: one pass over ``order``.
 
-    Arguments are those of :func:`kernels.train_epoch`, as device arrays,
-    except ``layer_sizes`` and ``hyper``, which are small host arrays read by
-    the launching loop, and ``step``/``batch_size``, which are ints.
+    Arguments are those of the CPU kernel, with device arrays inside the
+    named structures, except that ``net.layer_sizes`` is a small host array
+    read by the launching loop, ``hyper`` holds host floats, and ``buffers``
+    is a :data:`GpuTrainingBuffers`. The mini-batch / micro-batch bounds come
+    from the same :func:`fastann.kernels.micro_batches` as on the CPU.
 
     Parameters
     ----------
@@ -190,31 +200,21 @@ def gpu_train_epoch(X, y, order, scale, shift, params, layer_sizes, activation,
     y : device array, shape (n_samples,), int32
     order : device array, shape (n_used,), int64
         Rows to visit; a host ndarray is accepted and uploaded once.
-    scale, shift : device arrays, shape (d_0,), dtype of ``params``
-    params : device array, shape (n_params,), float32 or float64, updated in place
-    layer_sizes : host ndarray, shape (n_layers + 1,), int64
-    activation, optimizer : int
-    hyper : host ndarray, shape (7,), float64
+    normalization : Normalization of device arrays, shape (d_0,), dtype of ``params``
+    net : Network
+        ``params`` (device, float32 or float64, updated in place),
+        ``layer_sizes`` (host int64) and the activation code.
+    optimizer : int
+    hyper : Hyperparameters
     step : int
         Updates made before this epoch (Adam's ``t - 1``).
     batch_size : int
-    grads : device array, shape (n_params,)
-    grad_sum : ignored
-        Kept for signature parity; micro-batches accumulate in the backward
-        kernels instead. May be ``None``.
-    state1, state2 : device arrays, shape (n_params,) (or unused size-0 arrays
-        for optimizers that need less state)
-    inputs : device array, shape (capacity, d_0)
-    labels : device array, shape (capacity,), int32
-    acts, scratch : flat device arrays sized as for :func:`kernels.train_epoch`
-    sparse_input, row_ptr, nz_index, nz_value : ignored
-        Kept for signature parity with the CPU twin's sparse first layer
-        (:mod:`kernels.sparse`); the GPU always runs the first layer as a
-        dense tiled product (same result up to rounding).
-    counters : device array, shape (2,), float64, optional
-        Loss/correct accumulators (allocated when not given).
+    state : OptimizerState of device arrays (unused ones may have size 0)
+    buffers : GpuTrainingBuffers
+        Sized from :func:`fastann.kernels.training_buffer_shapes`;
+        ``inputs.shape[0]`` is the capacity in rows.
     tile, threads, rows_per_block : int, optional
-        Launch-shape overrides (defaults in :mod:`kernels.cuda._launch`).
+        Launch-shape overrides (defaults in :mod:`fastann.kernels.cuda._launch`).
 
     Returns
     -------
@@ -227,58 +227,62 @@ def gpu_train_epoch(X, y, order, scale, shift, params, layer_sizes, activation,
     rows_per_block = rows_per_block or DEFAULT_ROWS_PER_BLOCK
     if isinstance(order, np.ndarray):
         order = cuda.to_device(np.ascontiguousarray(order, np.int64))
-    if counters is None:
-        counters = cuda.device_array(2, np.float64)
+    params, layer_sizes, activation = net
+    scale, shift = normalization
+    inputs, labels, counters = buffers.inputs, buffers.labels, buffers.counters
     capacity = inputs.shape[0]
-    net = _Network(params, layer_sizes, activation, acts, capacity, tile,
-                   grads=grads, scratch=scratch)
-    update = _Updater(optimizer, params, grads, state1, state2, hyper, net.n_weights, threads)
-    dt = net.dtype.type
-    softmax, _ = loss_kernels(rows_per_block, net.dtype)
-    logits = net.out[-1]
+    network = _Network(params, layer_sizes, activation, buffers.acts, capacity, tile,
+                       grads=buffers.grads, scratch=buffers.scratch)
+    update = _Updater(optimizer, params, buffers.grads, state, hyper, network.n_weights,
+                      threads)
+    dt = network.dtype.type
+    softmax, _ = loss_kernels(rows_per_block, network.dtype)
+    logits = network.out[-1]
     d0 = inputs.shape[1]
-    n = order.shape[0]
-    batch_size = int(batch_size)
     step = int(step)
 
     _zero[1, 32](counters)
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
+    for start, stop, micro_start, micro_stop in micro_batches(order.shape[0], int(batch_size),
+                                                              capacity).tolist():
         grad_scale = dt(1.0 / (stop - start))
-        for micro_start in range(start, stop, capacity):
-            n_rows = min(micro_start + capacity, stop) - micro_start
-            _gather[n_blocks(n_rows * d0, threads), threads](
-                X, y, order, micro_start, n_rows, scale, shift, inputs, labels)
-            net.forward_pass(inputs, n_rows)
-            grid, block = softmax_grid(n_rows, rows_per_block)
-            softmax[grid, block](logits, labels, grad_scale, logits, counters, n_rows)
-            net.backward_pass(inputs, n_rows, 0 if micro_start == start else 1)
-        step += 1
-        update(step)
+        n_rows = micro_stop - micro_start
+        _gather[n_blocks(n_rows * d0, threads), threads](
+            X, y, order, micro_start, n_rows, scale, shift, inputs, labels)
+        network.forward_pass(inputs, n_rows)
+        grid, block = softmax_grid(n_rows, rows_per_block)
+        softmax[grid, block](logits, labels, grad_scale, logits, counters, n_rows)
+        network.backward_pass(inputs, n_rows, 0 if micro_start == start else 1)
+        if micro_stop == stop:
+            step += 1
+            update(step)
     loss_sum, n_correct = counters.copy_to_host()
     return float(loss_sum), int(round(n_correct)), step
 
 
-def gpu_predict_log_proba(X, scale, shift, params, layer_sizes, activation, inputs, acts, out,
-                          tile=None, threads=None, rows_per_block=None):
-    """GPU twin of :func:`kernels.predict_log_proba` (device arrays in, ``out`` written).
+def gpu_predict_log_proba(X, normalization, net, buffers, out, tile=None, threads=None,
+                          rows_per_block=None):
+    """GPU twin of :func:`fastann.kernels.predict_log_proba` (device arrays in, ``out`` written).
 
-    Per chunk of ``capacity = inputs.shape[0]`` rows: 1 gather, ``L`` dense
-    forward launches and 1 log-softmax launch that writes straight into
-    ``out``; nothing is copied back (the caller copies ``out``).
+    ``buffers`` is a :data:`fastann.kernels.PredictionBuffers` of device
+    arrays. Per chunk of ``capacity = buffers.inputs.shape[0]`` rows: 1
+    gather, ``L`` dense forward launches and 1 log-softmax launch that writes
+    straight into ``out``; nothing is copied back (the caller copies ``out``).
     """
     tile = tile or DEFAULT_TILE
     threads = threads or DEFAULT_THREADS
     rows_per_block = rows_per_block or DEFAULT_ROWS_PER_BLOCK
+    params, layer_sizes, activation = net
+    scale, shift = normalization
+    inputs, acts = buffers
     capacity = inputs.shape[0]
-    net = _Network(params, layer_sizes, activation, acts, capacity, tile)
-    _, log_softmax = loss_kernels(rows_per_block, net.dtype)
+    network = _Network(params, layer_sizes, activation, acts, capacity, tile)
+    _, log_softmax = loss_kernels(rows_per_block, network.dtype)
     d0 = inputs.shape[1]
     n = X.shape[0]
     for start in range(0, n, capacity):
         n_rows = min(start + capacity, n) - start
         _gather_rows[n_blocks(n_rows * d0, threads), threads](X, start, n_rows, scale, shift,
                                                                inputs)
-        logits = net.forward_pass(inputs, n_rows)
+        logits = network.forward_pass(inputs, n_rows)
         grid, block = softmax_grid(n_rows, rows_per_block)
         log_softmax[grid, block](logits, out, start, n_rows)

@@ -15,6 +15,7 @@ import math
 import numpy as np
 from numba import cuda
 
+from ..optimizers import adam_step_factors
 from ._device import penalized
 from ._launch import DEFAULT_THREADS, float_dtype, n_blocks
 
@@ -89,17 +90,16 @@ def gpu_nesterov_update(params, grads, velocity, learning_rate, momentum, l1, l2
 
 
 def adam_scalars(dtype, step, learning_rate, beta1, beta2, epsilon, l1, l2, decoupled):
-    """The per-step scalars of :func:`kernels.adam_update`, computed as it does."""
+    """The per-step scalars of :func:`fastann.kernels.adam_update`, from the same
+    :func:`~fastann.kernels.optimizers.adam_step_factors`, cast to ``dtype``."""
     dt = np.dtype(dtype).type
-    c2 = math.sqrt(1.0 - beta2 ** step)
-    lr_t = dt(learning_rate * c2 / (1.0 - beta1 ** step))
-    eps_hat = dt(epsilon * c2)
+    lr_t, eps_hat, decay = adam_step_factors(int(step), float(learning_rate), float(beta1),
+                                             float(beta2), float(epsilon), float(l2),
+                                             bool(decoupled))
     b1, b2 = dt(beta1), dt(beta2)
     one = dt(1.0)
-    a1 = dt(l1)
     a2 = dt(0.0) if decoupled else dt(l2)
-    decay = dt(learning_rate * l2) if decoupled else dt(0.0)
-    return lr_t, eps_hat, b1, b2, one - b1, one - b2, a1, a2, decay
+    return dt(lr_t), dt(eps_hat), b1, b2, one - b1, one - b2, dt(l1), a2, dt(decay)
 
 
 def gpu_adam_update(params, grads, m, v, step, learning_rate, beta1, beta2, epsilon,

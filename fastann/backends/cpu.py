@@ -1,0 +1,144 @@
+"""Training on the CPU: the compiled epoch of :mod:`fastann.kernels` over host buffers."""
+import contextlib
+
+import numpy as np
+
+from .. import kernels
+from ..threads import available_cores, thread_budget
+
+# Rows processed at once by the compiled loops. Larger mini-batches (full-batch
+# gradient descent) are split into micro-batches of this size whose gradients
+# are summed, so memory does not grow with the batch size.
+MAX_BUFFER_ROWS = 1024
+# With one thread, inputs at most this dense take the sparse first layer.
+# Measured on MNIST, 2-core AMD EPYC, one thread, epoch seconds dense -> sparse:
+# 784-128-10 batch 32: 0.45 -> 0.39; 784-64-64-10 sigmoid: 0.37 -> 0.30;
+# with 2 BLAS threads dense was faster (0.32 vs 0.40, 0.20 vs 0.30).
+SPARSE_INPUT_MAX_DENSITY = 0.5
+
+
+def allocate(shapes, dtype, zeros=np.zeros):
+    """Arrays for ``{name: (shape, kind)}`` (see :func:`fastann.kernels.training_buffer_shapes`).
+
+    ``kind`` "float" takes ``dtype``; ``zeros(shape, dtype)`` allocates (a
+    device allocator for the CUDA backend).
+    """
+    return {name: zeros(shape, dtype if kind == "float" else np.dtype(kind))
+            for name, (shape, kind) in shapes.items()}
+
+
+class CpuBackend:
+    """Host-resident training state of one model (see :mod:`fastann.backends`).
+
+    Parameters
+    ----------
+    layer_sizes : ndarray, shape (n_layers + 1,), int64
+    activation, optimizer : int
+        Codes from ``fastann.kernels.ACTIVATIONS`` / ``OPTIMIZERS``.
+    normalization : Normalization
+        Per-feature ``scale`` and ``shift`` (dtype of the parameters).
+    params : ndarray, shape (n_params,), float32 or float64
+        Initial flat parameters; the backend trains this very array in place.
+    optimizer_state : dict of ndarray, optional
+        ``velocity``, ``m``, ``v`` to continue from (zeros otherwise).
+    n_threads : int or None
+        BLAS threads while training and predicting (None: all cores).
+    """
+
+    def __init__(self, layer_sizes, activation, optimizer, normalization, params,
+                 optimizer_state=None, n_threads=None):
+        self.layer_sizes = np.asarray(layer_sizes, np.int64)
+        self.activation = int(activation)
+        self.optimizer = int(optimizer)
+        self.normalization = normalization
+        self.params = params
+        self.n_threads = n_threads
+        sizes = kernels.optimizer_state_sizes(self.optimizer, params.size)
+        self.state = kernels.OptimizerState(**{name: np.zeros(size, params.dtype)
+                                               for name, size in sizes.items()})
+        if optimizer_state is not None:
+            self.set_optimizer_state(optimizer_state)
+        self._data = None
+
+    @property
+    def network(self):
+        return kernels.Network(self.params, self.layer_sizes, self.activation)
+
+    # ------------------------------------------------------------ training
+    def load_data(self, X, y, batch_size):
+        """Keep ``X`` (uint8 or float) and ``y`` (int32 codes); allocate the epoch buffers."""
+        capacity = max(1, min(batch_size, MAX_BUFFER_ROWS))
+        sparse = self._use_sparse_input(X)
+        shapes = kernels.training_buffer_shapes(self.layer_sizes, capacity, batch_size, sparse)
+        buffers = kernels.TrainingBuffers(**allocate(shapes, self.params.dtype))
+        self._data = (X, y, int(batch_size), buffers, sparse)
+
+    def _use_sparse_input(self, X):
+        """Whether the first layer should run on nonzero inputs only (kernels.sparse).
+
+        Only with a single BLAS thread (where the sparse kernels beat
+        single-threaded sgemm on MNIST; with more threads BLAS wins, see
+        ``benchmarks/dense_vs_sparse.py``), when normalization keeps zeros at
+        zero, and when at most ``SPARSE_INPUT_MAX_DENSITY`` of the inputs
+        (estimated on up to 2,000 rows) are nonzero; MNIST's density is 0.19.
+        """
+        threads = self.n_threads if self.n_threads is not None else available_cores()
+        if threads != 1 or np.any(self.normalization.shift != 0):
+            return False
+        sample = X[:2000]
+        return np.count_nonzero(sample) <= SPARSE_INPUT_MAX_DENSITY * sample.size
+
+    @contextlib.contextmanager
+    def running(self):
+        """Hold the thread budget for a series of :meth:`train` calls."""
+        with thread_budget(self.n_threads):
+            yield self
+
+    def train(self, order, hyper, step):
+        """Mini-batches over ``order``; returns ``(loss_sum, n_correct, step)``."""
+        X, y, batch_size, buffers, sparse = self._data
+        return kernels.train_epoch(X, y, order, self.normalization, self.network,
+                                   self.optimizer, hyper, step, batch_size, self.state,
+                                   buffers, sparse)
+
+    def release(self):
+        self._data = None
+
+    # ----------------------------------------------------------- inference
+    def predict_log_proba(self, X):
+        """Log-probabilities, shape ``(n_samples, n_classes)``, dtype of the parameters."""
+        sizes, dtype = self.layer_sizes, self.params.dtype
+        capacity = max(1, min(X.shape[0], MAX_BUFFER_ROWS))
+        buffers = kernels.PredictionBuffers(
+            np.zeros((capacity, sizes[0]), dtype),
+            np.zeros(kernels.activation_buffer_length(sizes, capacity), dtype))
+        out = np.empty((X.shape[0], sizes[-1]), dtype)
+        with thread_budget(self.n_threads):
+            kernels.predict_log_proba(X, self.normalization, self.network, buffers, out)
+        return out
+
+    # ------------------------------------------------------- state access
+    def get_parameters(self):
+        return self.params.copy()
+
+    def set_parameters(self, params):
+        self.params[:] = params
+
+    def get_optimizer_state(self):
+        return {name: array.copy() for name, array in self.state._asdict().items()}
+
+    def set_optimizer_state(self, state):
+        for name, array in self.state._asdict().items():
+            if array.size:
+                array[:] = state[name]
+
+    def snapshot(self):
+        return self.params.copy(), self.get_optimizer_state()
+
+    def restore(self, snapshot):
+        params, state = snapshot
+        self.set_parameters(params)
+        self.set_optimizer_state(state)
+
+    def parameters_finite(self):
+        return bool(np.all(np.isfinite(self.params)))

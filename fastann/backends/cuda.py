@@ -1,0 +1,238 @@
+"""Training on an NVIDIA GPU: the ``numba.cuda`` twins in :mod:`fastann.kernels.cuda`.
+
+The dataset (uint8 stays uint8), labels, parameters, optimizer state and all
+work buffers are allocated on the device once; parameters stay there between
+epochs and across ``partial_fit`` calls and come back to the host only when
+asked (:meth:`CudaBackend.get_parameters`, which the model calls at the end of
+each ``fit``/``partial_fit`` and when saving or checkpointing). Validation,
+the divergence check and prediction run on the device with the parameters
+already there.
+
+Nothing here imports ``numba.cuda`` at import time of :mod:`fastann`: this
+module is imported only for ``device="cuda"``, and the CUDA simulator
+(``NUMBA_ENABLE_CUDASIM=1``) still works because ``numba.cuda`` is first
+imported when a backend is made.
+"""
+import importlib.util
+import os
+
+import numpy as np
+
+from .. import kernels
+from .cpu import allocate
+
+INSTALL_HINT = 'pip install "fastann[cuda]"'
+NVVM_HINT = ('the CUDA compiler (NVVM) was not found; install a CUDA toolkit or '
+             'pip install "numba-cuda[cu12]" (driver >= 525) / "numba-cuda[cu13]" (driver >= 580)')
+# Rows processed at once on the device.
+DEFAULT_CAPACITY = 4096
+
+
+def _driver_present():
+    """Cheap check for an NVIDIA driver, so that no-GPU machines skip importing numba.cuda."""
+    if any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/dxg", "/proc/driver/nvidia")):
+        return True
+    import ctypes.util
+    return ctypes.util.find_library("cuda") is not None
+
+
+def cuda_available():
+    """Whether kernels can run on a CUDA device in this process, and why (not).
+
+    Returns
+    -------
+    ok : bool
+    reason : str
+        The device's name and compute capability when ``ok`` (or a note that
+        this is the Numba CUDA simulator), otherwise what is missing: the
+        ``numba-cuda`` package, the NVIDIA driver / GPU, or the NVVM compiler.
+    """
+    if importlib.util.find_spec("numba_cuda") is None:
+        return False, f"numba-cuda is not installed: {INSTALL_HINT}"
+    simulator = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+    if not simulator and not _driver_present():
+        return False, "no NVIDIA driver or GPU found (numba-cuda is installed)"
+    try:
+        from numba import cuda
+    except Exception as exc:  # pragma: no cover - broken installs
+        return False, f"numba.cuda failed to import ({type(exc).__name__}: {exc}); {INSTALL_HINT}"
+    from ..kernels.cuda._launch import SIMULATOR
+    if SIMULATOR:
+        return True, "Numba CUDA simulator (NUMBA_ENABLE_CUDASIM=1): correct but very slow"
+    try:
+        from numba.cuda.cudadrv import driver
+        if not driver.driver.is_available:
+            return False, f"no usable NVIDIA driver or GPU: {cuda.cuda_error()}"
+        if not cuda.is_available():
+            return False, NVVM_HINT
+        device = cuda.get_current_device()
+        name = device.name.decode() if isinstance(device.name, bytes) else str(device.name)
+        major, minor = device.compute_capability
+        return True, f"{name} (compute capability {major}.{minor})"
+    except Exception as exc:
+        return False, f"CUDA initialization failed: {type(exc).__name__}: {exc}"
+
+
+def require_cuda():
+    """Raise :class:`RuntimeError` saying what is missing unless a CUDA device is usable.
+
+    Returns the description of the device (see :func:`cuda_available`).
+    """
+    ok, reason = cuda_available()
+    if not ok:
+        raise RuntimeError(f"device='cuda' is not available: {reason}")
+    return reason
+
+
+class CudaBackend:
+    """Device-resident training state of one model (see :mod:`fastann.backends`).
+
+    Parameters are those of :class:`fastann.backends.cpu.CpuBackend`; ``params``,
+    ``normalization`` and ``optimizer_state`` are host arrays uploaded once.
+    ``n_threads`` is accepted for the common interface and does not apply.
+
+    Other Parameters
+    ----------------
+    capacity : int, optional
+        Rows the device buffers hold (default ``DEFAULT_CAPACITY``, capped at
+        the batch size); larger batches run as micro-batches.
+    tile, threads, rows_per_block : int, optional
+        Launch-shape overrides for :mod:`fastann.kernels.cuda`.
+
+    Raises
+    ------
+    RuntimeError
+        No usable CUDA device (the message says what is missing).
+    """
+
+    def __init__(self, layer_sizes, activation, optimizer, normalization, params,
+                 optimizer_state=None, n_threads=None, capacity=None, tile=None, threads=None,
+                 rows_per_block=None):
+        require_cuda()
+        from numba import cuda
+        self._cuda = cuda
+        self.layer_sizes = np.asarray(layer_sizes, np.int64)
+        self.activation = int(activation)
+        self.optimizer = int(optimizer)
+        self.dtype = params.dtype
+        self.capacity = int(capacity or DEFAULT_CAPACITY)
+        self.launch = dict(tile=tile, threads=threads, rows_per_block=rows_per_block)
+        to = cuda.to_device
+        self.normalization = kernels.Normalization(
+            to(np.ascontiguousarray(normalization.scale, self.dtype)),
+            to(np.ascontiguousarray(normalization.shift, self.dtype)))
+        self.params = to(np.ascontiguousarray(params))
+        sizes = kernels.optimizer_state_sizes(self.optimizer, params.size)
+        self.state = kernels.OptimizerState(**{name: cuda.device_array(max(size, 1), self.dtype)
+                                               for name, size in sizes.items()})
+        self.set_optimizer_state(optimizer_state or {
+            name: np.zeros(size, self.dtype) for name, size in sizes.items()})
+        self._data = None
+        self._eval_cache = None
+
+    @property
+    def network(self):
+        return kernels.Network(self.params, self.layer_sizes, self.activation)
+
+    # ------------------------------------------------------------ training
+    def load_data(self, X, y, batch_size):
+        """Upload ``X`` and ``y`` (skipped when they are the arrays already loaded)."""
+        from ..kernels.cuda import GpuTrainingBuffers
+        cuda = self._cuda
+        loaded = self._data
+        if loaded is not None and loaded[0] is X and loaded[1] is y:
+            d_X, d_y = loaded[2], loaded[3]
+        else:
+            d_X = cuda.to_device(np.ascontiguousarray(X))
+            d_y = cuda.to_device(np.ascontiguousarray(y, np.int32))
+        capacity = max(1, min(self.capacity, batch_size, X.shape[0]))
+        shapes = kernels.training_buffer_shapes(self.layer_sizes, capacity, batch_size, False)
+        fields = {name: shapes[name] for name in GpuTrainingBuffers._fields if name in shapes}
+        fields["counters"] = ((2,), "float64")
+        arrays = allocate(fields, self.dtype, zeros=lambda shape, dtype: cuda.device_array(
+            shape, dtype))
+        buffers = GpuTrainingBuffers(**arrays)
+        d_order = cuda.device_array(X.shape[0], np.int64)
+        self._data = (X, y, d_X, d_y, int(batch_size), buffers, d_order)
+
+    def running(self):
+        import contextlib
+        return contextlib.nullcontext(self)
+
+    def train(self, order, hyper, step):
+        """Mini-batches over ``order`` (host int64, uploaded in one copy)."""
+        from ..kernels.cuda import gpu_train_epoch
+        _, _, d_X, d_y, batch_size, buffers, d_order = self._data
+        order = np.ascontiguousarray(order, np.int64)
+        d_order = d_order[:order.size]
+        d_order.copy_to_device(order)
+        return gpu_train_epoch(d_X, d_y, d_order, self.normalization, self.network,
+                               self.optimizer, hyper, step, batch_size, self.state, buffers,
+                               **self.launch)
+
+    def release(self):
+        self._data = None
+        self._eval_cache = None
+
+    # ----------------------------------------------------------- inference
+    def predict_log_proba(self, X):
+        """Log-probabilities with the device parameters (host ndarray out).
+
+        The last ``X`` stays on the device, so evaluating the same validation
+        set after every epoch uploads it once.
+        """
+        from ..kernels.cuda import gpu_predict_log_proba
+        cuda = self._cuda
+        n = X.shape[0]
+        out = np.empty((n, int(self.layer_sizes[-1])), self.dtype)
+        if n == 0:
+            return out
+        cache = self._eval_cache
+        if cache is None or cache[0] is not X:
+            cache = self._eval_cache = (X, cuda.to_device(np.ascontiguousarray(X)))
+        capacity = max(1, min(n, self.capacity))
+        buffers = kernels.PredictionBuffers(
+            cuda.device_array((capacity, int(self.layer_sizes[0])), self.dtype),
+            cuda.device_array(kernels.activation_buffer_length(self.layer_sizes, capacity),
+                              self.dtype))
+        d_out = cuda.device_array(out.shape, self.dtype)
+        gpu_predict_log_proba(cache[1], self.normalization, self.network, buffers, d_out,
+                              **self.launch)
+        return d_out.copy_to_host(out)
+
+    # ------------------------------------------------------- state access
+    def get_parameters(self):
+        return self.params.copy_to_host()
+
+    def set_parameters(self, params):
+        self.params.copy_to_device(np.ascontiguousarray(params, self.dtype))
+
+    def get_optimizer_state(self):
+        sizes = kernels.optimizer_state_sizes(self.optimizer, self.params.size)
+        return {name: (array.copy_to_host() if sizes[name] else np.zeros(0, self.dtype))
+                for name, array in self.state._asdict().items()}
+
+    def set_optimizer_state(self, state):
+        sizes = kernels.optimizer_state_sizes(self.optimizer, self.params.size)
+        for name, array in self.state._asdict().items():
+            if sizes[name]:
+                array.copy_to_device(np.ascontiguousarray(state[name], self.dtype))
+
+    def snapshot(self):
+        """Device-side copies of parameters and optimizer state (no host transfer)."""
+        cuda = self._cuda
+
+        def copy(array):
+            twin = cuda.device_array_like(array)
+            twin.copy_to_device(array)
+            return twin
+        return copy(self.params), [copy(a) for a in self.state]
+
+    def restore(self, snapshot):
+        params, state = snapshot
+        self.params.copy_to_device(params)
+        for array, saved in zip(self.state, state):
+            array.copy_to_device(saved)
+
+    def parameters_finite(self):
+        return bool(np.all(np.isfinite(self.get_parameters())))
