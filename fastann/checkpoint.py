@@ -153,7 +153,8 @@ def read_checkpoint(path):
     CheckpointError
         Not a readable fastann checkpoint of a supported version, or entries missing.
     """
-    header, arrays = read_archive(path, FORMAT, {1, FORMAT_VERSION}, error=CheckpointError)
+    header, arrays = read_archive(path, FORMAT, {1, FORMAT_VERSION}, kind="checkpoint",
+                                   error=CheckpointError)
     try:
         if header["format_version"] == 1:
             solver = header["params"]["solver"]

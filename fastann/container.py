@@ -58,7 +58,7 @@ def write_archive(path, header, arrays):
         np.savez(f, **entries)
 
 
-def read_archive(path, expected_format, supported_versions, error=ModelFileError):
+def read_archive(path, expected_format, supported_versions, kind="model", error=ModelFileError):
     """Read an archive written by :func:`write_archive`.
 
     Parameters
@@ -68,6 +68,8 @@ def read_archive(path, expected_format, supported_versions, error=ModelFileError
         The header's ``format``.
     supported_versions : collection of int
         Header ``format_version`` values this reader understands.
+    kind : str
+        What the file should be ("model", "checkpoint"), for messages.
     error : type
         Exception class raised for unreadable files.
 
@@ -85,25 +87,29 @@ def read_archive(path, expected_format, supported_versions, error=ModelFileError
     """
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"file not found: {path}")
+        raise FileNotFoundError(f"{kind} file not found: {path}")
     try:
         loaded = np.load(path, allow_pickle=False)
     except _READ_ERRORS as exc:
-        raise error(f"{path}: not a readable fastann {expected_format} file ({exc})") from exc
+        raise error(f"{path}: not a readable fastann {kind} file ({exc})") from exc
     if not isinstance(loaded, np.lib.npyio.NpzFile):  # a single .npy array
-        raise error(f"{path}: not a fastann {expected_format} file "
-                    f"(a .npy array, not an .npz archive)")
+        raise error(f"{path}: not a fastann {kind} file (a .npy array, not an .npz archive)")
     try:
         with loaded as archive:
             arrays = {name: archive[name] for name in archive.files}
+    except _READ_ERRORS as exc:
+        raise error(f"{path}: not a readable fastann {kind} file ({exc})") from exc
+    if "header" not in arrays:
+        raise error(f"{path}: not a fastann {kind} file (no header entry)")
+    try:
         header = json.loads(str(arrays.pop("header")))
-    except _READ_ERRORS + (json.JSONDecodeError,) as exc:
-        raise error(f"{path}: not a readable fastann {expected_format} file ({exc})") from exc
+    except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        raise error(f"{path}: {kind} header is not valid JSON ({exc})") from exc
     if not isinstance(header, dict) or header.get("format") != expected_format:
         found = header.get("format") if isinstance(header, dict) else None
-        raise error(f"{path}: not a fastann {expected_format} file (format {found!r})")
+        raise error(f"{path}: not a fastann {kind} file (format {found!r})")
     if header.get("format_version") not in supported_versions:
-        raise error(f"{path}: {expected_format} format version "
+        raise error(f"{path}: {kind} format version "
                     f"{header.get('format_version')!r} is not supported (this fastann reads "
                     f"version {', '.join(map(str, sorted(supported_versions)))})")
     return header, arrays

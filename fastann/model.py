@@ -203,6 +203,15 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         return hidden
 
+    @property
+    def stop_training(self):
+        """Set to True by a callback to end training after the current epoch (Keras's flag)."""
+        return getattr(self, "_stop_training", False)
+
+    @stop_training.setter
+    def stop_training(self, value):
+        self._stop_training = bool(value)
+
     def _float_dtype(self):
         return np.dtype(self.dtype)
 
@@ -583,7 +592,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         """Most probable class of each row: ndarray, shape (n_samples,), dtype of ``classes_``."""
-        return self.classes_[self.predict_log_proba(X).argmax(axis=1)]
+        best = self.predict_log_proba(X).argmax(axis=1)  # checks fitted before classes_ is read
+        return self.classes_[best]
 
     # ------------------------------------------------------------- persistence
     def save(self, path):

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-import kernels
-from kernels.network import activation_offsets, parameter_offsets
+from fastann import kernels
+from fastann.kernels.network import activation_offsets, parameter_offsets
 
 from reference import activate, adam, softmax_cross_entropy
 
@@ -222,16 +222,39 @@ def _numpy_epoch(X, y, order, params, sizes, batch, lr):
 
 
 def _run_train_epoch(X, y, order, params, sizes, batch, capacity, sparse):
-    hyper = np.zeros(kernels.N_HYPER)
-    hyper[0] = 0.1
     d0 = sizes[0]
+    shapes = kernels.training_buffer_shapes(sizes, capacity, batch, sparse)
+    buffers = kernels.TrainingBuffers(**{
+        name: np.zeros(shape, np.float64 if kind == "float" else kind)
+        for name, (shape, kind) in shapes.items()})
+    empty = np.zeros(0)
     return kernels.train_epoch(
-        X, y, order, np.full(d0, 0.5), np.zeros(d0), params, sizes, kernels.TANH, kernels.SGD,
-        hyper, 0, batch, np.zeros_like(params), np.zeros_like(params), np.zeros_like(params),
-        np.zeros_like(params), np.zeros((capacity, d0)), np.zeros(capacity, np.int32),
-        np.zeros(activation_offsets(sizes, capacity)[-1]), np.zeros(2 * capacity * sizes[1:-1].max(initial=1)),
-        sparse, np.zeros(capacity + 1, np.int64), np.zeros(capacity * d0, np.int32),
-        np.zeros(capacity * d0))
+        X, y, order, kernels.Normalization(np.full(d0, 0.5), np.zeros(d0)),
+        kernels.Network(params, sizes, kernels.TANH), kernels.SGD,
+        kernels.hyperparameters(learning_rate=0.1), 0, batch,
+        kernels.OptimizerState(empty, empty, empty), buffers, sparse)
+
+
+def test_micro_batches_cover_every_row_once_and_end_each_batch():
+    bounds = kernels.micro_batches(50, 20, 8)
+    assert bounds.tolist() == [[0, 20, 0, 8], [0, 20, 8, 16], [0, 20, 16, 20],
+                               [20, 40, 20, 28], [20, 40, 28, 36], [20, 40, 36, 40],
+                               [40, 50, 40, 48], [40, 50, 48, 50]]
+    assert kernels.micro_batches(5, 128, 1024).tolist() == [[0, 5, 0, 5]]
+
+
+def test_training_buffer_shapes_follow_the_layer_sizes():
+    shapes = kernels.training_buffer_shapes([784, 32, 16, 10], 64, 128, True)
+    n_params = 784 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10
+    assert shapes["grads"] == ((n_params,), "float")
+    assert shapes["grad_sum"] == ((n_params,), "float")      # batch 128 > capacity 64
+    assert shapes["acts"] == ((64 * (32 + 16 + 10),), "float")
+    assert shapes["scratch"] == ((2 * 64 * 32,), "float")
+    assert shapes["nz_index"] == ((64 * 784,), "int32")
+    dense = kernels.training_buffer_shapes([784, 10], 64, 64, False)
+    assert dense["grad_sum"][0] == (0,) and dense["nz_value"][0] == (0,)
+    assert kernels.optimizer_state_sizes(kernels.MOMENTUM, 7) == {"velocity": 7, "m": 0, "v": 0}
+    assert kernels.optimizer_state_sizes(kernels.ADAM, 7) == {"velocity": 0, "m": 7, "v": 7}
 
 
 @pytest.mark.parametrize("sparse", [False, True])

@@ -395,23 +395,27 @@ def test_bad_y_is_rejected_with_a_clear_message(y, message):
         small().fit(np.random.default_rng(0).random((10, 3)), y)
 
 
-@pytest.mark.parametrize("param,value,message", [
-    ("activation", "softplus", "activation 'softplus'; choose one of: identity, sigmoid, tanh, relu, leaky_relu"),
-    ("solver", "lbfgs", "solver 'lbfgs'; choose one of: gd, sgd, momentum, nesterov, adam, adamw"),
-    ("init", "zeros", "init 'zeros'; choose one of: auto, gaussian, xavier, he"),
-    ("normalization", "minmax", "normalization 'minmax'; choose one of"),
-    ("lr_schedule", "linear", "lr_schedule 'linear'; choose one of: constant, step"),
-    ("dtype", "float16", "dtype 'float16'; choose one of: float32, float64"),
-    ("batch_size", 0, "batch_size must be a positive integer, got 0"),
-    ("batch_size", -3, "batch_size must be a positive integer, got -3"),
-    ("batch_size", 2.5, "batch_size must be a positive integer"),
-    ("learning_rate", 0.0, "learning_rate must be a positive number, got 0.0"),
-    ("learning_rate", -1e-3, "learning_rate must be a positive number"),
-    ("epochs", 0, "epochs must be a positive integer"),
-    ("hidden_layer_sizes", (8, 0), "hidden layer size must be a positive integer, got 0"),
-    ("momentum", 1.0, r"momentum must be in \[0, 1\)"),
-    ("l2", -0.1, "l2 must be a non-negative number"),
-    ("lr_decay", 0.0, r"lr_decay must be in \(0, 1\]"),
+@pytest.mark.parametrize("param, value, message", [
+    ("activation", "softplus", "'activation' parameter of MLPClassifier must be a str among"),
+    ("solver", "lbfgs", "'solver' parameter of MLPClassifier must be a str among .*Got 'lbfgs'"),
+    ("init", "zeros", "'init' parameter .* Got 'zeros' instead"),
+    ("normalization", "minmax", "'normalization' parameter .* Got 'minmax' instead"),
+    ("lr_schedule", "linear", "'lr_schedule' parameter .* Got 'linear' instead"),
+    ("dtype", "float16", "'dtype' parameter .* Got 'float16' instead"),
+    ("dtype", np.int32, "dtype must be one of float32, float64"),
+    ("batch_size", 0, r"'batch_size' parameter .* int in the range \[1, inf\). Got 0"),
+    ("batch_size", -3, r"'batch_size' parameter .* Got -3"),
+    ("batch_size", 2.5, r"'batch_size' parameter .* Got 2.5"),
+    ("learning_rate", 0.0, r"'learning_rate' parameter .* range \(0.0, inf\). Got 0.0"),
+    ("learning_rate", -1e-3, "'learning_rate' parameter"),
+    ("epochs", 0, "'epochs' parameter"),
+    ("hidden_layer_sizes", (8, 0), "hidden_layer_sizes must be a tuple of positive integers"),
+    ("momentum", 1.0, r"'momentum' parameter .* range \[0.0, 1.0\)"),
+    ("l2", -0.1, r"'l2' parameter .* range \[0.0, inf\)"),
+    ("lr_decay", 0.0, r"'lr_decay' parameter .* range \(0.0, 1.0\]"),
+    ("early_stopping", "no", "'early_stopping' parameter .* instance of 'bool'"),
+    ("validation_fraction", None, "'validation_fraction' parameter .* Got None"),
+    ("verbose", "x", "'verbose' parameter"),
 ])
 def test_bad_hyper_parameters_are_rejected_in_fit(param, value, message):
     X, y = blobs(n=20)
@@ -492,13 +496,13 @@ def test_diverged_epoch_is_rolled_back_with_the_optimizer_state():
 # ----------------------------------------------------------------------- repr
 def test_repr_lists_changed_parameters():
     assert repr(MLPClassifier()) == "MLPClassifier()"
-    assert repr(MLPClassifier(epochs=3, solver="sgd")) == "MLPClassifier(solver='sgd', epochs=3)"
+    assert repr(MLPClassifier(epochs=3, solver="sgd")) == "MLPClassifier(epochs=3, solver='sgd')"
     text = repr(MLPClassifier(hidden_layer_sizes=np.array([16, 8])))
     assert text == "MLPClassifier(hidden_layer_sizes=array([16,  8]))"
 
 
 def test_sparse_first_layer_trains_like_the_dense_one(monkeypatch):
-    import fastann.model as model_module
+    from fastann.backends import cpu
     from fastann.datasets import load_dataset
     X, y = load_dataset(DATA_DIR, "train")
     X, y = X[:600], y[:600]
@@ -506,7 +510,7 @@ def test_sparse_first_layer_trains_like_the_dense_one(monkeypatch):
     sparse = MLPClassifier(**params)
     assert X.dtype == np.uint8
     sparse.fit(X, y)
-    monkeypatch.setattr(model_module, "SPARSE_INPUT_MAX_DENSITY", -1.0)
+    monkeypatch.setattr(cpu, "SPARSE_INPUT_MAX_DENSITY", -1.0)
     dense = MLPClassifier(**params).fit(X, y)
     for a, b in zip(sparse.history_, dense.history_):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
@@ -514,10 +518,16 @@ def test_sparse_first_layer_trains_like_the_dense_one(monkeypatch):
 
 
 def test_sparse_path_is_chosen_only_for_one_thread_and_zero_shift():
+    from fastann import kernels
+    from fastann.backends.cpu import CpuBackend
     X = np.zeros((10, 20), np.uint8)
     X[:, 0] = 7
-    y = np.arange(10) % 2
-    one = MLPClassifier(epochs=1, n_threads=1).fit(X, y)
-    assert one._use_sparse_input(X)
-    assert not MLPClassifier(epochs=1, n_threads=2).fit(X, y)._use_sparse_input(X)
-    assert not MLPClassifier(epochs=1, n_threads=1, normalization="standard").fit(X, y)._use_sparse_input(X)
+    params = np.zeros(20 * 2 + 2, np.float32)
+
+    def backend(n_threads, shift=0.0):
+        norm = kernels.Normalization(np.full(20, 1 / 255, np.float32), np.full(20, shift, np.float32))
+        return CpuBackend([20, 2], kernels.RELU, kernels.SGD, norm, params, n_threads=n_threads)
+    assert backend(1).wants_sparse_input(X)
+    assert not backend(2).wants_sparse_input(X)
+    assert not backend(1, shift=-0.5).wants_sparse_input(X)
+    assert not backend(1).wants_sparse_input(np.full((10, 20), 3, np.uint8))  # dense data

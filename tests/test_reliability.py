@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import fastann.checkpoint as checkpoint_module
+import fastann.callbacks as callbacks_module
 from fastann import MLPClassifier, load
 from fastann import datasets
-from fastann.checkpoint import CheckpointError, load_checkpoint
+from fastann.checkpoint import CheckpointError, read_checkpoint
 from fastann.cli import main
 from fastann.datasets import load_dataset, load_mnist
 
@@ -44,7 +44,7 @@ def wait_for_epoch(path, process, timeout=120):
         if process.poll() is not None:
             pytest.fail(f"training process ended early ({process.returncode}): "
                         f"{process.stderr.read().decode(errors='replace')}")
-        if os.path.exists(path) and load_checkpoint(path)["n_iter"] >= 1:
+        if os.path.exists(path) and read_checkpoint(path).n_iter >= 1:
             return
         time.sleep(0.02)
     process.kill()
@@ -68,24 +68,24 @@ def test_resume_is_bit_identical(tmp_path, monkeypatch, train_data, extra):
                   n_threads=1, **extra)
     reference = MLPClassifier(**params).fit(X, y)
     path = tmp_path / "ck.npz"
-    save = checkpoint_module.save_checkpoint
+    save = callbacks_module.write_checkpoint
 
-    def crash_after_two_epochs(file, model, *args, **kwargs):
-        save(file, model, *args, **kwargs)
-        if model.n_iter_ >= 2:
+    def crash_after_two_epochs(file, state, **kwargs):
+        save(file, state, **kwargs)
+        if state.n_iter >= 2:
             raise Crash
 
-    monkeypatch.setattr(checkpoint_module, "save_checkpoint", crash_after_two_epochs)
+    monkeypatch.setattr(callbacks_module, "write_checkpoint", crash_after_two_epochs)
     with pytest.raises(Crash):
         MLPClassifier(**params).fit(X, y, checkpoint=path)
     monkeypatch.undo()
-    state = load_checkpoint(path)
-    assert state["n_iter"] == 2 and not state["finished"]
+    state = read_checkpoint(path)
+    assert state.n_iter == 2 and not state.finished
     resumed = MLPClassifier.resume(path, X, y)
     assert resumed.n_iter_ == reference.n_iter_ and resumed.t_ == reference.t_
     assert same_weights(resumed, reference)
     assert [r["train_loss"] for r in resumed.history_] == [r["train_loss"] for r in reference.history_]
-    assert load_checkpoint(path)["finished"]
+    assert read_checkpoint(path).finished
     # A finished checkpoint resumes to the same model without training.
     assert same_weights(MLPClassifier.resume(path, X, y), reference)
 
@@ -104,7 +104,7 @@ def test_resume_refuses_other_data_and_bad_files(tmp_path, train_data):
     model_path = tmp_path / "model.npz"
     MLPClassifier(hidden_layer_sizes=(4,), epochs=1).fit(X, y).save(model_path)
     with pytest.raises(CheckpointError, match="not a fastann checkpoint"):
-        load_checkpoint(model_path)
+        read_checkpoint(model_path)
     with np.load(path, allow_pickle=False):  # plain arrays, no pickle
         pass
 
@@ -123,8 +123,8 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, train_data):
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert process.returncode == -signal.SIGKILL
-    state = load_checkpoint(path)  # the kill never leaves a corrupt checkpoint
-    assert 1 <= state["n_iter"] < SLOW["epochs"] and not state["finished"]
+    state = read_checkpoint(path)  # the kill never leaves a corrupt checkpoint
+    assert 1 <= state.n_iter < SLOW["epochs"] and not state.finished
     X, y = train_data
     resumed = MLPClassifier.resume(path, X, y)
     reference = MLPClassifier(**SLOW).fit(X, y)
@@ -145,9 +145,10 @@ def test_sigint_in_process_stops_and_restores_handler(tmp_path, train_data):
     finally:
         timer.cancel()
     assert signal.getsignal(signal.SIGINT) is before
-    state = load_checkpoint(path)
-    assert state["n_iter"] == model.n_iter_ < SLOW["epochs"] and not state["finished"]
-    assert np.array_equal(state["flat_params"], model._flat_parameters())
+    state = read_checkpoint(path)
+    assert state.n_iter == model.n_iter_ < SLOW["epochs"] and not state.finished
+    flat = np.concatenate([c.ravel() for c in model.coefs_] + [b.ravel() for b in model.intercepts_])
+    assert np.array_equal(state.parameters, flat)
 
 
 def cli_args(directory):
@@ -172,8 +173,8 @@ def test_cli_sigint_exits_130_and_resume_matches(tmp_path, capsys):
     assert process.returncode == 130, stderr
     assert stderr.decode().strip().splitlines() == [
         f"fastann: interrupted; resume with --resume --checkpoint-dir {directory}"]
-    state = load_checkpoint(path)
-    assert 1 <= state["n_iter"] < SLOW["epochs"] and not state["finished"]
+    state = read_checkpoint(path)
+    assert 1 <= state.n_iter < SLOW["epochs"] and not state.finished
 
     assert main([*cli_args(directory), "--resume", "--save", str(tmp_path / "resumed.npz")]) == 0
     assert "resuming from" in capsys.readouterr().out

@@ -68,12 +68,12 @@ class CpuBackend:
     def load_data(self, X, y, batch_size):
         """Keep ``X`` (uint8 or float) and ``y`` (int32 codes); allocate the epoch buffers."""
         capacity = max(1, min(batch_size, MAX_BUFFER_ROWS))
-        sparse = self._use_sparse_input(X)
+        sparse = self.wants_sparse_input(X)
         shapes = kernels.training_buffer_shapes(self.layer_sizes, capacity, batch_size, sparse)
         buffers = kernels.TrainingBuffers(**allocate(shapes, self.params.dtype))
         self._data = (X, y, int(batch_size), buffers, sparse)
 
-    def _use_sparse_input(self, X):
+    def wants_sparse_input(self, X):
         """Whether the first layer should run on nonzero inputs only (kernels.sparse).
 
         Only with a single BLAS thread (where the sparse kernels beat
