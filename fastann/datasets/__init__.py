@@ -18,9 +18,11 @@ Where the data comes from
    SHA-256 is checked before it is unpickled with a numpy-only unpickler.
 
 After a fetch (3 or 4) the arrays are written to the cache, so this happens
-once per machine. :func:`load_fashion_mnist` reads IDX files only (from
-``data_dir``, the data home's ``fashion-mnist/`` folder, or where the Debian
-package ``dataset-fashion-mnist`` installs them); it never downloads.
+once per machine; concurrent first fetches are serialized by a
+:class:`filelock.FileLock` on ``<data home>/.mnist.lock``.
+:func:`load_fashion_mnist` reads IDX files only (from ``data_dir``, the data
+home's ``fashion-mnist/`` folder, or where the Debian package
+``dataset-fashion-mnist`` installs them); it never downloads.
 :func:`load_dataset` accepts a dataset name or a path to an IDX directory,
 a CSV file or a Nielsen pickle.
 

@@ -21,7 +21,9 @@ import json
 import os
 import zipfile
 from pathlib import Path
+from typing import Iterator
 
+import filelock
 import numpy as np
 import platformdirs
 
@@ -138,38 +140,34 @@ def _read_mnist_cache(home: Path, split: str) -> tuple[np.ndarray, np.ndarray] |
 
 
 @contextlib.contextmanager
-def _mnist_lock(home: Path):
-    """Hold an exclusive ``fcntl.flock`` on ``<home>/.mnist.lock`` (no-op without fcntl).
+def _mnist_lock(home: Path) -> Iterator[None]:
+    """Hold the exclusive lock ``<home>/.mnist.lock`` (a :class:`filelock.FileLock`).
 
-    Serializes first fetches, so processes started together download MNIST
-    once and leave one good cache. The lock file is removed before the lock
-    is released; a waiter that then holds a lock on the removed file notices
-    (its inode is no longer the path's) and locks the path anew.
+    Serializes first fetches, so processes (or threads) started together
+    download MNIST once and leave one good cache. Blocks until the lock is
+    free; it is released on exit, also when the body raises, and the kernel
+    releases it if the process dies.
+
+    The lock file is removed while the lock is still held, so a finished
+    fetch leaves only ``mnist.npz`` and ``mnist.json``. That is safe with
+    filelock >= 3.20.4 on Unix: a waiter whose ``flock`` lands on the removed
+    file sees ``st_nlink == 0`` and retries on the path's new file. (Windows'
+    filelock removes the file itself on release; where removal fails, the
+    file stays and is simply reused.)
+
+    Parameters
+    ----------
+    home : pathlib.Path
+        The data home; it must exist.
+
+    Yields
+    ------
+    None
     """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    path = home / MNIST_LOCK_FILE
-    while True:
-        lock = open(path, "a+b")
+    lock = filelock.FileLock(home / MNIST_LOCK_FILE)
+    with lock:
         try:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            current = os.stat(path)
-        except FileNotFoundError:
-            lock.close()
-            continue
-        except BaseException:
-            lock.close()
-            raise
-        held = os.fstat(lock.fileno())
-        if (current.st_dev, current.st_ino) == (held.st_dev, held.st_ino):
-            break
-        lock.close()
-    try:
-        yield
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        lock.close()  # releases the flock
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(lock.lock_file)
