@@ -223,17 +223,20 @@ def _report(args, model, X_test, y_test, val_data, train_seconds):
 
 
 def run_evaluate(args):
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
+
     from . import load
-    from .metrics import classification_report, confusion_matrix, format_confusion_matrix
+    from .metrics import format_confusion_matrix
     model = load(args.model)
     X, y = load_split(args.dataset, args.split, args.data_dir)
     predictions = model.predict(X)
     labels = model.classes_
-    accuracy = float(np.mean(predictions == y))
+    accuracy = accuracy_score(y, predictions)
     print(f"model: {args.model}")
     print(f"data: {args.dataset} {args.split}, {X.shape[0]} samples")
     print(f"accuracy: {100 * accuracy:.2f}%\n")
-    print(classification_report(y, predictions, labels=labels))
+    # zero_division=0: a class never predicted gets precision 0, not a warning
+    print(classification_report(y, predictions, labels=labels, digits=4, zero_division=0))
     print("confusion matrix (rows: true class, columns: predicted class)")
     print(format_confusion_matrix(confusion_matrix(y, predictions, labels=labels), labels))
     return 0

@@ -8,7 +8,8 @@ touches :mod:`matplotlib.pyplot`, so nothing depends on a display or on
 pyplot's global "current figure": the functions work headless (servers, CI)
 and from several threads at once, and figures are freed like any other object
 (no ``plt.close`` needed). Show one in a notebook by evaluating it, or save it
-with :func:`save_figure`.
+with :func:`save_figure`. :func:`new_figure` makes such a figure for your own
+plots.
 
 Sizes are chosen to be readable at 100 % zoom: about 8 inches wide at
 :data:`DEFAULT_DPI`, with no text smaller than :data:`MIN_FONT_SIZE` points.
@@ -23,6 +24,7 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_DPI",
+    "new_figure",
     "plot_confusion_matrix",
     "plot_first_layer_weights",
     "plot_learning_curves",
@@ -50,7 +52,31 @@ def _figure_class():
     return Figure
 
 
-def _new_figure(width, height):
+def new_figure(width, height):
+    """A white figure in fastann's style, not attached to pyplot.
+
+    Every plot in this module starts from one; use it for your own figures to
+    get the same look and the same headless, thread-safe behaviour (see the
+    module docstring). Add axes with ``fig.subplots()`` or
+    ``fig.add_subplot()``, save with :func:`save_figure`.
+
+    Parameters
+    ----------
+    width, height : float
+        Size in inches; at :data:`DEFAULT_DPI` (110) an 8-inch-wide figure is
+        about 880 pixels wide.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        With ``dpi=DEFAULT_DPI``, the "constrained" layout (labels and colour
+        bars do not overlap) and a white background.
+
+    Raises
+    ------
+    ImportError
+        matplotlib is not installed.
+    """
     Figure = _figure_class()
     return Figure(figsize=(width, height), dpi=DEFAULT_DPI, layout="constrained",
                   facecolor="white")
@@ -128,7 +154,7 @@ def plot_learning_curves(history):
         matplotlib is not installed.
     """
     epochs, cols = _history_columns(history)
-    fig = _new_figure(9, 4.8)
+    fig = new_figure(9, 4.8)
     from matplotlib.ticker import PercentFormatter
 
     ax_loss, ax_acc = fig.subplots(1, 2)
@@ -210,7 +236,7 @@ def plot_validation_correct(history, n_validation):
                          "epoch); train with validation_data or validation_fraction > 0")
     correct = np.round(val_acc * n_validation)
 
-    fig = _new_figure(8, 5)
+    fig = new_figure(8, 5)
     ax = fig.subplots()
     _plot_curve(ax, epochs, correct, "validation", _VAL_COLOR, "-")
     best = int(np.nanargmax(correct))
@@ -247,7 +273,7 @@ def plot_confusion_matrix(cm, labels=None, normalize=False):
     ----------
     cm : array-like of shape (n_classes, n_classes)
         Counts, rows = true class, columns = predicted class (as returned by
-        :func:`fastann.metrics.confusion_matrix`).
+        :func:`sklearn.metrics.confusion_matrix`).
     labels : sequence of length n_classes, optional
         Class names. Default: ``0 .. n_classes - 1``.
     normalize : bool, default=False
@@ -286,7 +312,7 @@ def plot_confusion_matrix(cm, labels=None, normalize=False):
     integral = np.array_equal(values, np.round(values))
 
     size = min(12.0, max(6.0, 0.55 * n + 2.5))
-    fig = _new_figure(size + 1.2, size)
+    fig = new_figure(size + 1.2, size)
     ax = fig.subplots()
     image = ax.imshow(values, cmap="Blues", vmin=0, vmax=max(float(values.max()), 1e-12),
                       interpolation="nearest")
@@ -408,7 +434,7 @@ def plot_misclassified(X, y_true, y_pred, proba=None, *, labels=None, max_images
     shown = wrong[:max_images]
 
     if shown.size == 0:
-        fig = _new_figure(6, 2.5)
+        fig = new_figure(6, 2.5)
         ax = fig.subplots()
         ax.axis("off")
         ax.text(0.5, 0.5, f"No misclassified samples (all {n} correct)", ha="center",
@@ -430,7 +456,7 @@ def plot_misclassified(X, y_true, y_pred, proba=None, *, labels=None, max_images
     longest = max(len(line) for title in titles for line in title.splitlines())
     cell = max(1.45, 0.085 * longest + 0.2)
     nrows, ncols = _grid(shown.size)
-    fig = _new_figure(max(6.5, cell * ncols), 1.75 * nrows + 0.7)
+    fig = new_figure(max(6.5, cell * ncols), 1.75 * nrows + 0.7)
     finite = images[shown].astype(np.float64)
     vmin, vmax = float(finite.min()), float(finite.max())
     for k, (i, title) in enumerate(zip(shown, titles)):
@@ -446,26 +472,31 @@ def plot_misclassified(X, y_true, y_pred, proba=None, *, labels=None, max_images
 
 
 def _class_columns(y, labels, n_columns):
-    """Column of ``proba`` holding each label of ``y``."""
-    if labels is None:
-        cols = np.asarray(y)
-        if cols.dtype.kind not in "biu" and not (
-                cols.dtype.kind == "f" and np.array_equal(cols, np.round(cols))):
-            raise ValueError("labels (the class of each proba column, e.g. model.classes_) "
-                             "is needed when the labels are not integers 0..n_classes-1")
-        cols = cols.astype(np.int64)
-        if cols.size and (cols.min() < 0 or cols.max() >= n_columns):
-            raise ValueError(f"predicted labels must be in 0..{n_columns - 1} to index proba; "
-                             f"pass labels=model.classes_")
-        return cols
-    labels = np.asarray(labels)
+    """Column of ``proba`` holding each label of ``y``; ``labels=None`` means ``0..n_columns-1``.
+
+    The labels are checked and encoded by scikit-learn (``unique_labels``:
+    no continuous values, no strings mixed with numbers; ``LabelEncoder``:
+    every label of ``y`` is one of ``labels``).
+    """
+    from sklearn.preprocessing import LabelEncoder
+    from sklearn.utils.multiclass import unique_labels
+
+    labels = np.arange(n_columns) if labels is None else np.asarray(labels)
     if labels.shape != (n_columns,):
         raise ValueError(f"labels has shape {labels.shape} but proba has {n_columns} columns")
-    order = np.argsort(labels, kind="stable")
-    pos = np.clip(np.searchsorted(labels[order], y), 0, n_columns - 1)
-    if y.size and not np.all(labels[order][pos] == y):
-        raise ValueError("some predicted labels are not in labels")
-    return order[pos]
+    if y.size == 0:
+        return np.zeros(0, dtype=np.intp)
+    encoder = LabelEncoder().fit(labels)
+    if encoder.classes_.size != n_columns:
+        raise ValueError(f"labels has duplicates: {labels.tolist()[:20]}")
+    try:
+        unique_labels(y, labels)
+        sorted_index = encoder.transform(y)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (the predicted labels must be among labels, the class of each "
+                         f"proba column: pass labels=model.classes_)") from None
+    # LabelEncoder numbers the sorted classes; proba's columns follow labels' order
+    return np.argsort(labels, kind="stable")[sorted_index]
 
 
 def plot_first_layer_weights(coefs0, *, max_units=64, image_shape=(28, 28)):
@@ -514,7 +545,7 @@ def plot_first_layer_weights(coefs0, *, max_units=64, image_shape=(28, 28)):
 
     nrows, ncols = _grid(k)
     cell = 1.0 if ncols >= 8 else 1.3
-    fig = _new_figure(max(5.0, cell * ncols + 1.2), cell * nrows + 0.8)
+    fig = new_figure(max(5.0, cell * ncols + 1.2), cell * nrows + 0.8)
     axes = []
     for j in range(k):
         ax = fig.add_subplot(nrows, ncols, j + 1)
@@ -620,8 +651,6 @@ def save_training_plots(model, out_dir, *, X_test=None, y_test=None, n_validatio
     ImportError
         matplotlib is not installed.
     """
-    from .metrics import confusion_matrix
-
     _figure_class()  # fail early, before any work, without matplotlib
     if (X_test is None) != (y_test is None):
         raise ValueError("pass both X_test and y_test, or neither")
@@ -647,16 +676,19 @@ def save_training_plots(model, out_dir, *, X_test=None, y_test=None, n_validatio
              "first_layer_weights.png")
 
     if X_test is not None:
+        from sklearn.metrics import confusion_matrix
+        from sklearn.utils.multiclass import unique_labels
+
         classes = getattr(model, "classes_", None)
         y_test = np.asarray(y_test)
         y_pred = np.asarray(model.predict(X_test))
-        labels = None if classes is None else np.asarray(classes)
-        if labels is not None and not np.isin(y_test, labels).all():
-            labels = None  # y_test has classes unseen in training: use the union
+        labels = unique_labels(y_test, y_pred)  # sorted union; rejects mixed/continuous labels
+        if classes is not None and np.isin(labels, classes).all():
+            labels = np.asarray(classes)  # every class of the model, even if never seen here
         cm = confusion_matrix(y_test, y_pred, labels=labels)
-        names = np.union1d(y_test, y_pred) if labels is None else labels
-        save(plot_confusion_matrix(cm, labels=[str(c) for c in names]), "confusion_matrix.png")
-        save(plot_confusion_matrix(cm, labels=[str(c) for c in names], normalize=True),
+        names = [str(c) for c in labels]
+        save(plot_confusion_matrix(cm, labels=names), "confusion_matrix.png")
+        save(plot_confusion_matrix(cm, labels=names, normalize=True),
              "confusion_matrix_normalized.png")
         proba = model.predict_proba(X_test) if hasattr(model, "predict_proba") else None
         X_arr = np.asarray(X_test)

@@ -20,9 +20,9 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
 from fastann import plots  # noqa: E402
-from fastann.plots import (plot_confusion_matrix, plot_first_layer_weights,  # noqa: E402
-                           plot_learning_curves, plot_misclassified, plot_validation_correct,
-                           save_figure, save_training_plots)
+from fastann.plots import (new_figure, plot_confusion_matrix,  # noqa: E402
+                           plot_first_layer_weights, plot_learning_curves, plot_misclassified,
+                           plot_validation_correct, save_figure, save_training_plots)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -73,6 +73,18 @@ def texts(fig):
 def main_axes(fig):
     """Axes that are not colour bars."""
     return [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+
+
+# ----------------------------------------------------------------------------- new_figure
+def test_new_figure():
+    fig = new_figure(5, 3.5)
+    assert isinstance(fig, Figure) and fig.axes == []
+    np.testing.assert_allclose(fig.get_size_inches(), [5, 3.5])
+    assert fig.get_dpi() == plots.DEFAULT_DPI
+    assert fig.get_layout_engine().__class__.__name__ == "ConstrainedLayoutEngine"
+    assert matplotlib.colors.to_hex(fig.get_facecolor()) == "#ffffff"
+    assert fig.canvas.manager is None  # not a pyplot figure
+    assert "new_figure" in plots.__all__
 
 
 # ----------------------------------------------------------------------------- learning curves
@@ -206,9 +218,11 @@ def test_misclassified_string_labels_few_mistakes_no_proba():
 
 def test_misclassified_none_wrong():
     X = np.zeros((4, 784))
-    fig = plot_misclassified(X, [1, 2, 3, 4], [1, 2, 3, 4], None)
-    assert len(fig.axes) == 1
-    assert "No misclassified" in fig.axes[0].texts[0].get_text()
+    for proba, labels in ((None, None), (np.full((4, 5), 0.2), None),
+                          (np.full((4, 4), 0.25), [4, 3, 2, 1])):
+        fig = plot_misclassified(X, [1, 2, 3, 4], [1, 2, 3, 4], proba, labels=labels)
+        assert len(fig.axes) == 1
+        assert "No misclassified" in fig.axes[0].texts[0].get_text()
 
 
 def test_misclassified_errors():
@@ -219,6 +233,42 @@ def test_misclassified_errors():
         plot_misclassified(np.zeros((4, 100)), [1, 2, 3, 4], [1, 2, 3, 0], None)
     with pytest.raises(ValueError, match="labels"):
         plot_misclassified(X, ["a"] * 4, ["b"] * 4, np.ones((4, 2)))
+
+
+def test_misclassified_confidence_comes_from_the_predicted_class_column():
+    # proba's columns follow labels (model.classes_), which need not be sorted
+    classes = np.array(["z", "a", "c"])
+    y_true = np.array(["a", "a", "c", "z"])
+    y_pred = np.array(["z", "c", "a", "z"])
+    proba = np.array([[0.61, 0.30, 0.09],    # pred z: column 0
+                      [0.10, 0.18, 0.72],    # pred c: column 2
+                      [0.15, 0.83, 0.02],    # pred a: column 1
+                      [0.50, 0.25, 0.25]])   # correct, not shown
+    fig = plot_misclassified(np.zeros((4, 784)), y_true, y_pred, proba, labels=classes)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["true c / pred a\n(0.83)", "true a / pred c\n(0.72)",
+                      "true a / pred z\n(0.61)"]
+    # integer labels without labels=: label k is column k
+    fig = plot_misclassified(np.zeros((2, 784)), [0, 2], [2, 1],
+                             np.array([[0.1, 0.2, 0.7], [0.3, 0.6, 0.1]]))
+    assert [ax.get_title() for ax in fig.axes] == ["true 0 / pred 2\n(0.70)",
+                                                   "true 2 / pred 1\n(0.60)"]
+
+
+@pytest.mark.parametrize("y_pred, proba_columns, labels, match", [
+    ([5, 1], 3, None, "unseen labels.*labels=model.classes_"),   # no column for class 5
+    ([0.5, 1.0], 3, None, "continuous"),                         # not class labels
+    (["b", "c"], 2, None, "Mix of label input types"),           # strings need labels=
+    (["b", "d"], 3, ["a", "b", "c"], "unseen labels"),           # "d" has no column
+    ([1, 2], 3, ["a", "b", "c"], "Mix of label input types"),
+    ([1, 2], 3, [0, 1], "shape"),                                # labels vs proba columns
+    ([1, 0], 3, [0, 1, 1], "duplicates"),
+])
+def test_misclassified_label_errors(y_pred, proba_columns, labels, match):
+    y_true = ["x", "y"] if isinstance(y_pred[0], str) else [9, 9]  # both samples wrong
+    with pytest.raises(ValueError, match=match):
+        plot_misclassified(np.zeros((2, 784)), y_true, y_pred, np.ones((2, proba_columns)),
+                           labels=labels)
 
 
 def test_first_layer_weights():
@@ -328,6 +378,30 @@ def test_save_training_plots_applicable_only(tmp_path):
         save_training_plots(FakeModel(), tmp_path, X_test=X_test)
 
 
+def test_save_training_plots_confusion_matrix_labels(tmp_path, monkeypatch):
+    """The matrix covers every class of the model, or the union when y_test has others."""
+    drawn = []
+
+    def fake_plot(cm, labels=None, normalize=False):
+        drawn.append((np.asarray(cm).tolist(), list(labels), normalize))
+        return new_figure(2, 2)
+
+    monkeypatch.setattr(plots, "plot_confusion_matrix", fake_plot)
+    model = FakeModel(classes=np.array([3, 5, 7, 9]))
+    X_test = np.zeros((4, 784))
+    model.predict = lambda X: np.array([3, 5, 5, 3])
+    save_training_plots(model, tmp_path / "a", X_test=X_test, y_test=np.array([3, 5, 3, 3]))
+    assert drawn == [([[2, 1, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]],
+                      ["3", "5", "7", "9"], normalize) for normalize in (False, True)]
+    drawn.clear()
+    # class 4 is in y_test but not in classes_: the sorted union of y_test and y_pred
+    save_training_plots(model, tmp_path / "b", X_test=X_test, y_test=np.array([3, 5, 4, 3]))
+    assert drawn[0][:2] == ([[2, 0, 0], [0, 0, 1], [0, 0, 1]], ["3", "4", "5"])
+    with pytest.raises(ValueError, match="Mix of label input types"):
+        save_training_plots(model, tmp_path / "c", X_test=X_test,
+                            y_test=np.array(["3", "5", "5", "3"]))
+
+
 def test_plots_from_threads(tmp_path):
     errors = []
 
@@ -359,6 +433,7 @@ import fastann.plots as p
 assert "matplotlib" not in sys.modules, "matplotlib imported eagerly"
 fig = p.plot_confusion_matrix(np.eye(3, dtype=int))
 p.save_figure(fig, {str(tmp_path / "x.png")!r})
+p.new_figure(4, 3).subplots()
 p.plot_learning_curves([{{"epoch": 1, "train_loss": 1.0, "train_accuracy": 0.5}}])
 assert "matplotlib.pyplot" not in sys.modules, "pyplot was imported"
 """
