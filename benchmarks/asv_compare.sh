@@ -11,6 +11,7 @@
 # ASV_PYTHONPATH=<worktree> (asv drops PYTHONPATH but puts ASV_PYTHONPATH at the
 # front of the benchmark processes' sys.path, ahead of site-packages and of
 # setuptools' editable finder), so that commit's `fastann/` and `kernels/` (pure Python + Numba,
+# the latter linked as fastann/kernels where the commit installs it there;
 # nothing to build) are the ones imported -- even when the current checkout is
 # `pip install -e`'d -- while the dependencies come from the current
 # environment. Nothing is installed or uninstalled. The benchmark definitions
@@ -103,14 +104,22 @@ for which in base head; do
     if [ "$which" = base ]; then sha=$BASE_SHA; else sha=$HEAD_SHA; fi
     wt="$WORK/wt-$which"
     git worktree add --detach --quiet "$wt" "$sha" || exit 2
+    # Since the kernels/ folder is installed as fastann.kernels (setuptools
+    # package-dir), a plain source tree on sys.path finds it only through a
+    # link fastann/kernels -> ../kernels; older commits import top-level kernels.
+    if [ -d "$wt/kernels" ] && [ ! -e "$wt/fastann/kernels" ] \
+            && grep -q '"fastann.kernels" = "kernels"' "$wt/pyproject.toml"; then
+        ln -s ../kernels "$wt/fastann/kernels"
+    fi
     make_conf "$wt/benchmarks" "$WORK/asv-$which.json" || exit 2
     # Sanity check: code imported with the worktree first on sys.path is the worktree's.
     (cd "$WORK" && PYTHONPATH="$wt${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" - "$wt" <<'EOF'
 import os, sys
 wt = os.path.realpath(sys.argv[1])
-for name in ("fastann", "kernels"):
+import importlib
+for name in ("fastann", "fastann.kernels", "kernels"):
     try:
-        mod = __import__(name)
+        mod = importlib.import_module(name)
     except ImportError as exc:
         print(f"asv_compare: note: {name} not importable at this commit ({exc})"); continue
     where = os.path.realpath(mod.__file__)

