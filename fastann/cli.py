@@ -6,6 +6,7 @@ import time
 import numpy as np
 
 from . import __version__
+from .argtypes import positive_int
 from .model import ACTIVATIONS, INITS, NORMALIZATIONS, SOLVERS, MLPClassifier
 from .schedules import SCHEDULES
 
@@ -41,16 +42,6 @@ def validation_size(text):
     if value < 0 or (value >= 1 and not value.is_integer()):
         raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1) or a whole row count, got {text!r}")
     return int(value) if value >= 1 else value
-
-
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def build_parser():

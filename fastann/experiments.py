@@ -1008,7 +1008,7 @@ def _sources(text):
 
 def add_arguments(parser):
     """Add the ``experiments`` options to ``parser`` (an argparse (sub)parser)."""
-    from .cli import positive_int
+    from .argtypes import positive_int
     parser.add_argument("--out", default="experiments-report", metavar="DIR",
                         help="output directory for REPORT.md and the figures")
     parser.add_argument("--quick", action="store_true",
