@@ -125,12 +125,9 @@ def build_parser():
     evaluate.add_argument("--split", choices=("test", "train"), default="test")
     evaluate.set_defaults(handler=run_evaluate)
 
-    from . import experiments
+    from . import experiments  # experiments never imports cli (shared helpers: argtypes)
     reproduce = commands.add_parser(
-        "experiments", help="re-run the classic from-scratch MNIST configurations; write REPORT.md",
-        description="Re-run the configurations of five classic from-scratch MNIST MLP projects "
-                    "and fastann's best, on full MNIST with fixed seeds, in parallel processes "
-                    "(one thread each), and write REPORT.md with figures.",
+        "experiments", help=experiments.HELP, description=experiments.DESCRIPTION,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     experiments.add_arguments(reproduce)
     reproduce.set_defaults(handler=experiments.run)
