@@ -6,6 +6,7 @@ import time
 import numpy as np
 
 from . import __version__
+from .argtypes import positive_int
 from .model import ACTIVATIONS, INITS, NORMALIZATIONS, SOLVERS, MLPClassifier
 from .schedules import SCHEDULES
 
@@ -41,16 +42,6 @@ def validation_size(text):
     if value < 0 or (value >= 1 and not value.is_integer()):
         raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1) or a whole row count, got {text!r}")
     return int(value) if value >= 1 else value
-
-
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def build_parser():
@@ -134,12 +125,9 @@ def build_parser():
     evaluate.add_argument("--split", choices=("test", "train"), default="test")
     evaluate.set_defaults(handler=run_evaluate)
 
-    from . import experiments
+    from . import experiments  # experiments never imports cli (shared helpers: argtypes)
     reproduce = commands.add_parser(
-        "experiments", help="re-run the classic from-scratch MNIST configurations; write REPORT.md",
-        description="Re-run the configurations of five classic from-scratch MNIST MLP projects "
-                    "and fastann's best, on full MNIST with fixed seeds, in parallel processes "
-                    "(one thread each), and write REPORT.md with figures.",
+        "experiments", help=experiments.HELP, description=experiments.DESCRIPTION,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     experiments.add_arguments(reproduce)
     reproduce.set_defaults(handler=experiments.run)
