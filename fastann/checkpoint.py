@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import kernels
 from .container import classes_array, read_archive, write_archive
 from .exceptions import ModelFileError
 
@@ -183,3 +184,26 @@ def read_checkpoint(path):
             fastann_version=str(header.get("fastann_version", "")))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{path}: malformed checkpoint ({exc})") from exc
+
+
+def check_fits(state, path, hidden, n_features, n_classes, optimizer):
+    """Raise :class:`CheckpointError` unless ``state``'s arrays fit this architecture.
+
+    Parameters
+    ----------
+    state : CheckpointState
+    path : str or path-like, for the message
+    hidden : tuple of int
+        Hidden widths of the model being resumed.
+    n_features, n_classes : int
+        Of the data given to resume.
+    optimizer : int
+        Optimizer code (which state arrays must be present).
+    """
+    sizes = np.array(state.layer_sizes, np.int64)
+    n_params = int(kernels.parameter_offsets(sizes)[1][-1])
+    expected = kernels.optimizer_state_sizes(optimizer, n_params)
+    if (state.parameters.shape != (n_params,) or tuple(sizes[1:-1]) != tuple(hidden)
+            or sizes[0] != n_features or sizes[-1] != n_classes
+            or any(state.optimizer_state[k].shape != (n,) for k, n in expected.items())):
+        raise CheckpointError(f"{path}: array shapes do not match its layer sizes")

@@ -7,7 +7,8 @@ import numpy as np
 
 from . import __version__
 from .argtypes import positive_int
-from .model import ACTIVATIONS, INITS, NORMALIZATIONS, SOLVERS, MLPClassifier
+from .hyperparameters import ACTIVATIONS, INITS, NORMALIZATIONS, SOLVERS
+from .model import MLPClassifier
 from .schedules import SCHEDULES
 
 DEFAULTS = MLPClassifier().get_params()

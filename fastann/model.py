@@ -1,32 +1,24 @@
 """``MLPClassifier``: a multi-layer perceptron trained by compiled Numba epochs."""
-from numbers import Integral, Real
-
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import kernels, weights
 from ._version import __version__
-from .backends import DEVICES, backend_class
+from .backends import backend_class
 from .backends.cpu import CpuBackend
 from .callbacks import CallbackList, EarlyStopping, EpochLogger, ModelCheckpoint, ProgressBar
-from .checkpoint import CheckpointError, data_fingerprint, generator_state, read_checkpoint, \
-    restore_generator
+from .checkpoint import CheckpointError, check_fits, data_fingerprint, generator_state, \
+    read_checkpoint, restore_generator
 from .container import classes_array
 from .exceptions import ModelFileError
+from .hyperparameters import CONSTRAINTS, float_dtype, hidden_widths
 from .initializers import INITIALIZERS, default_init
 from .persistence import SavedModel, read_model, write_model
-from .schedules import SCHEDULES, scheduled_learning_rate
+from .schedules import scheduled_learning_rate
 from .training import TrainingRun, train_epochs
-from .validation import check_features, check_labels, encode_labels
-
-ACTIVATIONS = tuple(kernels.ACTIVATIONS)
-SOLVERS = ("gd",) + tuple(kernels.OPTIMIZERS)
-INITS = ("auto",) + tuple(INITIALIZERS)
-NORMALIZATIONS = ("auto", "simple", "standard", "none")
-DTYPES = ("float32", "float64")
-_UNIT = dict(closed="left")
+from .validation import (check_features, check_labels, encode_labels, normalization_map,
+                         split_validation)
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
@@ -127,34 +119,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     interrupted ``fit(..., checkpoint=PATH)`` with :meth:`resume`.
     """
 
-    _parameter_constraints = {
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, **_UNIT)],
-        "activation": [StrOptions(set(ACTIVATIONS))],
-        "solver": [StrOptions(set(SOLVERS))],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "momentum": [Interval(Real, 0, 1, **_UNIT)],
-        "beta_1": [Interval(Real, 0, 1, **_UNIT)],
-        "beta_2": [Interval(Real, 0, 1, **_UNIT)],
-        "epsilon": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [Interval(Integral, 1, None, **_UNIT)],
-        "epochs": [Interval(Integral, 1, None, **_UNIT)],
-        "init": [StrOptions(set(INITS))],
-        "normalization": [StrOptions(set(NORMALIZATIONS))],
-        "l1": [Interval(Real, 0, None, **_UNIT)],
-        "l2": [Interval(Real, 0, None, **_UNIT)],
-        "lr_schedule": [StrOptions(set(SCHEDULES))],
-        "lr_decay": [Interval(Real, 0, 1, closed="right")],
-        "lr_step_size": [Interval(Integral, 1, None, **_UNIT)],
-        "validation_fraction": [Interval(Real, 0, 1, **_UNIT)],
-        "early_stopping": ["boolean"],
-        "n_iter_no_change": [Interval(Integral, 1, None, **_UNIT)],
-        "tol": [Interval(Real, 0, None, **_UNIT)],
-        "random_state": [Interval(Integral, 0, None, **_UNIT), np.random.Generator, None],
-        "dtype": [StrOptions(set(DTYPES)), type, np.dtype],
-        "n_threads": [Interval(Integral, 1, None, **_UNIT), None],
-        "device": [StrOptions(set(DEVICES))],
-        "verbose": ["verbose"],
-    }
+    _parameter_constraints = CONSTRAINTS
 
     def __init__(self, hidden_layer_sizes=(256,), activation="relu", solver="adam",
                  learning_rate=1e-3, momentum=0.9, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
@@ -193,15 +158,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def _check_hyperparameters(self):
         """Validate the constructor's arguments; return the hidden widths as a tuple."""
         self._validate_params()
-        hidden = self.hidden_layer_sizes
-        hidden = (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
-        if not all(isinstance(w, Integral) and not isinstance(w, bool) and w > 0
-                   for w in hidden):
-            raise ValueError(f"hidden_layer_sizes must be a tuple of positive integers, "
-                             f"got {self.hidden_layer_sizes!r}")
-        if np.dtype(self.dtype).name not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        return hidden
+        float_dtype(self.dtype)
+        return hidden_widths(self.hidden_layer_sizes)
 
     @property
     def stop_training(self):
@@ -213,7 +171,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self._stop_training = bool(value)
 
     def _float_dtype(self):
-        return np.dtype(self.dtype)
+        return float_dtype(self.dtype)
 
     # ----------------------------------------------------------------- training
     def fit(self, X, y, validation_data=None, checkpoint=None, callbacks=None):
@@ -326,13 +284,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         X, y_idx, val = model._split_validation(X, y_idx, classes, validation_data, rng)
         sizes = np.array(state.layer_sizes, np.int64)
         params = np.array(state.parameters, dtype=model._float_dtype())
-        n_params = int(kernels.parameter_offsets(sizes)[1][-1])
-        optimizer = kernels.OPTIMIZERS["sgd" if model.solver == "gd" else model.solver]
-        expected_state = kernels.optimizer_state_sizes(optimizer, n_params)
-        if (params.shape != (n_params,) or tuple(sizes[1:-1]) != hidden
-                or sizes[0] != X.shape[1] or sizes[-1] != classes.size
-                or any(state.optimizer_state[k].shape != (n,) for k, n in expected_state.items())):
-            raise CheckpointError(f"{checkpoint}: array shapes do not match its layer sizes")
+        check_fits(state, checkpoint, hidden, X.shape[1], classes.size,
+                   kernels.OPTIMIZERS["sgd" if model.solver == "gd" else model.solver])
         model.classes_ = classes
         model.n_features_in_ = X.shape[1]
         model.normalization_scale_ = state.normalization_scale
@@ -404,42 +357,15 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self._backend = None
 
     def _split_validation(self, X, y_idx, classes, validation_data, rng):
-        if validation_data is not None:
-            try:
-                X_val, y_val = validation_data
-            except (TypeError, ValueError):
-                raise ValueError("validation_data must be a tuple (X_val, y_val)") from None
-            X_val = check_features(X_val, dtype=self._float_dtype(), name="X_val")
-            if X_val.shape[1] != X.shape[1]:
-                raise ValueError(f"X_val has {X_val.shape[1]} features but X has {X.shape[1]}")
-            y_val = check_labels(y_val, X_val.shape[0])
-            return X, y_idx, (X_val, encode_labels(y_val, classes))
         fraction = self.validation_fraction or (0.1 if self.early_stopping else 0.0)
-        if fraction == 0:
-            return X, y_idx, None
-        n_val = max(1, int(round(fraction * X.shape[0])))
-        if n_val >= X.shape[0]:
-            raise ValueError(f"validation_fraction={fraction} leaves no training samples "
-                             f"out of {X.shape[0]}")
-        perm = rng.permutation(X.shape[0])
-        val_rows, train_rows = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-        y_idx = y_idx.astype(np.int32)
-        return X[train_rows], y_idx[train_rows], (X[val_rows], y_idx[val_rows])
+        return split_validation(X, y_idx, classes, validation_data, fraction, rng,
+                                self._float_dtype())
 
     def _initialize(self, X, hidden, rng):
         dtype = self._float_dtype()
-        mode = self.normalization
-        if mode == "auto":
-            mode = "simple" if X.dtype == np.uint8 else "standard"
+        self.normalization_scale_, self.normalization_shift_ = normalization_map(
+            X, self.normalization, dtype)
         d = X.shape[1]
-        if mode == "standard":
-            mean, std = X.mean(axis=0, dtype=np.float64), X.std(axis=0, dtype=np.float64)
-            std[std == 0] = 1.0
-            scale, shift = (1.0 / std).astype(dtype), (-mean / std).astype(dtype)
-        else:
-            scale = np.full(d, 1.0 / 255.0 if mode == "simple" else 1.0, dtype)
-            shift = np.zeros(d, dtype)
-        self.normalization_scale_, self.normalization_shift_ = scale, shift
         sizes = np.array([d, *hidden, len(self.classes_)], dtype=np.int64)
         init = INITIALIZERS[default_init(self.activation) if self.init == "auto" else self.init]
         w_off, b_off = kernels.parameter_offsets(sizes)

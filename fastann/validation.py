@@ -141,18 +141,76 @@ def encode_labels(y, classes):
     return idx.astype(np.int32)
 
 
-def check_positive(name, value, *, integer=False, allow_zero=False):
-    """Raise ValueError unless ``value`` is a positive (or non-negative) number."""
-    kind = numbers.Integral if integer else numbers.Real
-    ok = isinstance(value, kind) and not isinstance(value, bool) and np.isfinite(value)
-    ok = ok and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        what = "integer" if integer else "number"
-        sign = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{name} must be a {sign} {what}, got {value!r}")
+def split_validation(X, y_idx, classes, validation_data, fraction, rng, dtype):
+    """The training rows and the validation set ``(X_val, y_val_codes)`` (or None).
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_samples, n_features)
+    y_idx : ndarray, shape (n_samples,), class codes
+    classes : ndarray
+        Sorted class labels, for encoding ``validation_data``'s labels.
+    validation_data : tuple (X_val, y_val) or None
+        Used as given when not None.
+    fraction : float
+        Otherwise, this fraction of the rows (at least one) is held out at
+        random (``rng.permutation``); 0 holds out nothing.
+    rng : numpy.random.Generator
+    dtype : numpy dtype
+        Float dtype for non-uint8 ``X_val``.
+
+    Returns
+    -------
+    X, y_idx, validation
+
+    Raises
+    ------
+    ValueError
+        Malformed ``validation_data``, a feature count different from ``X``,
+        labels not in ``classes``, or a fraction that leaves no training rows.
+    """
+    if validation_data is not None:
+        try:
+            X_val, y_val = validation_data
+        except (TypeError, ValueError):
+            raise ValueError("validation_data must be a tuple (X_val, y_val)") from None
+        X_val = check_features(X_val, dtype=dtype, name="X_val")
+        if X_val.shape[1] != X.shape[1]:
+            raise ValueError(f"X_val has {X_val.shape[1]} features but X has {X.shape[1]}")
+        y_val = check_labels(y_val, X_val.shape[0])
+        return X, y_idx, (X_val, encode_labels(y_val, classes))
+    if fraction == 0:
+        return X, y_idx, None
+    n_val = max(1, int(round(fraction * X.shape[0])))
+    if n_val >= X.shape[0]:
+        raise ValueError(f"validation_fraction={fraction} leaves no training samples "
+                         f"out of {X.shape[0]}")
+    perm = rng.permutation(X.shape[0])
+    val_rows, train_rows = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    y_idx = y_idx.astype(np.int32)
+    return X[train_rows], y_idx[train_rows], (X[val_rows], y_idx[val_rows])
 
 
-def check_choice(name, value, choices):
-    """Raise ValueError unless ``value`` is one of ``choices``, listing them."""
-    if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; choose one of: {', '.join(map(str, choices))}")
+def normalization_map(X, mode, dtype):
+    """Per-feature ``(scale, shift)`` with ``x_normalized = x * scale + shift``.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_samples, n_features), the training data
+    mode : {"auto", "simple", "standard", "none"}
+        ``simple``: ``x / 255``; ``standard``: ``(x - mean) / std`` per feature
+        (std 1 for constant features); ``auto``: simple for uint8, else standard.
+    dtype : numpy dtype of the result
+
+    Returns
+    -------
+    scale, shift : ndarray, shape (n_features,)
+    """
+    if mode == "auto":
+        mode = "simple" if X.dtype == np.uint8 else "standard"
+    d = X.shape[1]
+    if mode == "standard":
+        mean, std = X.mean(axis=0, dtype=np.float64), X.std(axis=0, dtype=np.float64)
+        std[std == 0] = 1.0
+        return (1.0 / std).astype(dtype), (-mean / std).astype(dtype)
+    return np.full(d, 1.0 / 255.0 if mode == "simple" else 1.0, dtype), np.zeros(d, dtype)

@@ -138,7 +138,7 @@ def run(args):
 
     from tqdm.auto import tqdm
 
-    from ..parallel import available_cores, cpu_model
+    from ..threads import available_cores, cpu_model
     from . import figures, report, runner
 
     _require_report_dependencies()

@@ -1,8 +1,7 @@
 """Shared set-up for the CUDA tests: the CPU-side arrays of a small MLP, as fastann builds them."""
 import numpy as np
 
-import kernels
-from kernels.epoch import BETA1, BETA2, EPSILON, L1, L2, LEARNING_RATE, MOMENTUM_COEF
+from fastann import kernels
 
 
 def make_problem(sizes, n_samples, dtype=np.float32, seed=0, uint8=True):
@@ -20,7 +19,7 @@ def make_problem(sizes, n_samples, dtype=np.float32, seed=0, uint8=True):
         shift = rng.uniform(-0.2, 0.2, d0).astype(dtype)
     y = rng.integers(0, k, n_samples).astype(np.int32)
     params = init_params(sizes, rng, dtype)
-    return X, y, scale, shift, params, sizes
+    return X, y, kernels.Normalization(scale, shift), params, sizes
 
 
 def init_params(sizes, rng, dtype):
@@ -34,28 +33,44 @@ def init_params(sizes, rng, dtype):
     return params
 
 
-def hyper_vector(learning_rate=0.05, momentum=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8,
-                 l1=1e-4, l2=1e-3):
-    hyper = np.zeros(kernels.N_HYPER, np.float64)
-    hyper[LEARNING_RATE], hyper[MOMENTUM_COEF] = learning_rate, momentum
-    hyper[BETA1], hyper[BETA2], hyper[EPSILON] = beta1, beta2, epsilon
-    hyper[L1], hyper[L2] = l1, l2
-    return hyper
+def hyper(learning_rate=0.05, momentum=0.9, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+          l1=1e-4, l2=1e-3):
+    """:data:`fastann.kernels.Hyperparameters` with the tests' defaults (penalties on)."""
+    return kernels.hyperparameters(learning_rate=learning_rate, momentum=momentum,
+                                   beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, l1=l1, l2=l2)
 
 
-def buffers(sizes, capacity, dtype, n_params, need_grad_sum):
-    """The CPU path's buffers, sized exactly as MLPClassifier._train sizes them."""
-    widest_hidden = int(sizes[1:-1].max()) if sizes.size > 2 else 1
-    return dict(
-        grads=np.zeros(n_params, dtype),
-        grad_sum=np.zeros(n_params, dtype) if need_grad_sum else np.zeros(0, dtype),
-        state1=np.zeros(n_params, dtype),
-        state2=np.zeros(n_params, dtype),
-        inputs=np.zeros((capacity, int(sizes[0])), dtype),
-        labels=np.zeros(capacity, np.int32),
-        acts=np.zeros(kernels.activation_offsets(sizes, capacity)[-1], dtype),
-        scratch=np.zeros(2 * capacity * widest_hidden, dtype),
-    )
+def cpu_buffers(sizes, capacity, dtype, batch_size, sparse_input=False):
+    """The CPU epoch's :data:`~fastann.kernels.TrainingBuffers`, sized by the shared table."""
+    shapes = kernels.training_buffer_shapes(sizes, capacity, batch_size, sparse_input)
+    return kernels.TrainingBuffers(**{
+        name: np.zeros(shape, dtype if kind == "float" else np.dtype(kind))
+        for name, (shape, kind) in shapes.items()})
+
+
+def cpu_state(optimizer, n_params, dtype):
+    """Zeroed host :data:`~fastann.kernels.OptimizerState` (unused fields of size 0)."""
+    sizes = kernels.optimizer_state_sizes(optimizer, n_params)
+    return kernels.OptimizerState(**{name: np.zeros(size, dtype)
+                                     for name, size in sizes.items()})
+
+
+def gpu_buffers(cuda, sizes, capacity, dtype, batch_size):
+    """Zeroed :data:`fastann.kernels.cuda.GpuTrainingBuffers` on the device."""
+    from fastann.kernels.cuda import GpuTrainingBuffers
+    shapes = kernels.training_buffer_shapes(sizes, capacity, batch_size, False)
+    arrays = {name: cuda.to_device(np.zeros(shape, dtype if kind == "float" else kind))
+              for name, (shape, kind) in shapes.items() if name in GpuTrainingBuffers._fields}
+    return GpuTrainingBuffers(counters=cuda.to_device(np.zeros(2, np.float64)), **arrays)
+
+
+def to_device(cuda, struct):
+    """The same namedtuple with every array uploaded."""
+    return type(struct)(*(cuda.to_device(a) for a in struct))
+
+
+def to_host(struct):
+    return type(struct)(*(a.copy_to_host() for a in struct))
 
 
 def shuffled(n, seed):
@@ -64,28 +79,34 @@ def shuffled(n, seed):
     return order
 
 
-def sparse_buffers(capacity, d0, dtype, sparse_input):
-    """The CSR buffers of the CPU's sparse first layer (empty when it is not used)."""
-    size = capacity * d0 if sparse_input else 0
-    return (bool(sparse_input), np.zeros(capacity + 1, np.int64), np.zeros(size, np.int32),
-            np.zeros(size, dtype))
+def cpu_epochs(X, y, orders, normalization, params, sizes, activation, optimizer, hyper,
+               batch_size, capacity, step=0, sparse_input=False, state=None):
+    """Run :func:`fastann.kernels.train_epoch` once per order.
 
-
-def cpu_epochs(X, y, orders, scale, shift, params, sizes, activation, optimizer, hyper,
-               batch_size, capacity, step=0, sparse_input=False):
-    """Run :func:`kernels.train_epoch` once per order; returns per-epoch results and state."""
+    Returns ``(results, params, state)``: per-epoch ``(loss_sum, n_correct,
+    step)``, the trained copy of ``params`` and the host optimizer state.
+    """
     params = params.copy()
-    buf = buffers(sizes, capacity, params.dtype, params.size, batch_size > capacity)
-    sparse = sparse_buffers(capacity, int(sizes[0]), params.dtype, sparse_input)
+    buffers = cpu_buffers(sizes, capacity, params.dtype, batch_size, sparse_input)
+    if state is None:
+        state = cpu_state(optimizer, params.size, params.dtype)
+    net = kernels.Network(params, sizes, activation)
     results = []
     for order in orders:
-        loss, correct, step = kernels.train_epoch(
-            X, y, order, scale, shift, params, sizes, activation, optimizer, hyper, step,
-            batch_size, buf["grads"], buf["grad_sum"], buf["state1"], buf["state2"],
-            buf["inputs"], buf["labels"], buf["acts"], buf["scratch"], *sparse)
+        loss, correct, step = kernels.train_epoch(X, y, order, normalization, net, optimizer,
+                                                  hyper, step, batch_size, state, buffers,
+                                                  sparse_input)
         results.append((loss, correct, step))
-    return results, params, buf
+    return results, params, state
 
 
-def to_device(cuda, buf):
-    return {name: cuda.to_device(array) for name, array in buf.items()}
+def cpu_log_proba(X, normalization, params, sizes, activation, capacity):
+    """:func:`fastann.kernels.predict_log_proba` into a fresh host array."""
+    dtype = params.dtype
+    buffers = kernels.PredictionBuffers(
+        np.zeros((capacity, int(sizes[0])), dtype),
+        np.zeros(kernels.activation_buffer_length(sizes, capacity), dtype))
+    out = np.empty((X.shape[0], int(sizes[-1])), dtype)
+    kernels.predict_log_proba(X, normalization, kernels.Network(params, sizes, activation),
+                              buffers, out)
+    return out

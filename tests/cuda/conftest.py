@@ -29,9 +29,9 @@ _status = []
 
 
 def cuda_status():
-    """``(ok, reason)`` of :func:`fastann.cuda_backend.cuda_available`, computed once."""
+    """``(ok, reason)`` of :func:`fastann.backends.cuda.cuda_available`, computed once."""
     if not _status:
-        from fastann.cuda_backend import cuda_available
+        from fastann.backends.cuda import cuda_available
         _status.append(cuda_available())
     return _status[0]
 
@@ -65,9 +65,9 @@ def cuda():
 
 @pytest.fixture(scope="session")
 def kc(cuda):
-    """The :mod:`kernels.cuda` package."""
-    import kernels.cuda
-    if SIMULATOR and not kernels.cuda.SIMULATOR:
+    """The :mod:`fastann.kernels.cuda` package."""
+    from fastann.kernels import cuda as kernels_cuda
+    if SIMULATOR and not kernels_cuda.SIMULATOR:
         pytest.fail("numba.cuda was imported without the simulator although "
                     "NUMBA_ENABLE_CUDASIM=1 is set: run these tests in their own process")
-    return kernels.cuda
+    return kernels_cuda

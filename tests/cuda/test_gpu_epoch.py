@@ -1,4 +1,5 @@
-"""The whole GPU epoch and inference against ``kernels.train_epoch`` / ``predict_log_proba``.
+"""The whole GPU epoch and inference against ``fastann.kernels.train_epoch`` / ``predict_log_proba``,
+and :class:`fastann.backends.cuda.CudaBackend` against :class:`fastann.backends.cpu.CpuBackend`.
 
 Same data, same initial parameters, same shuffled order: the loss sums agree
 within 1e-4 relative, the correct counts exactly, and the parameters and
@@ -8,45 +9,50 @@ partial batch. Under the simulator (see conftest.py) shapes stay tiny.
 import numpy as np
 import pytest
 
-import kernels
-from _gpu_setup import (buffers, cpu_epochs, hyper_vector, make_problem, shuffled,
-                        to_device)
+from fastann import kernels
+from fastann.backends.cpu import CpuBackend
+from _gpu_setup import (cpu_epochs, cpu_log_proba, cpu_state, gpu_buffers, hyper,
+                        make_problem, shuffled, to_device, to_host)
 
 pytestmark = pytest.mark.cudasim
 
 LOSS_RTOL = 1e-4
 PARAM_TOL = dict(rtol=1e-4, atol=1e-5)  # float32, a handful of steps
+STATE_TOL = dict(rtol=1e-4, atol=1e-6)
 
 
-def gpu_epochs(kc, cuda, X, y, orders, scale, shift, params, sizes, activation, optimizer,
+def gpu_epochs(kc, cuda, X, y, orders, normalization, params, sizes, activation, optimizer,
                hyper, batch_size, capacity, step=0):
-    d_params = cuda.to_device(params)
-    buf = to_device(cuda, buffers(sizes, capacity, params.dtype, params.size, False))
-    d_X, d_y = cuda.to_device(X), cuda.to_device(y)
-    d_scale, d_shift = cuda.to_device(scale), cuda.to_device(shift)
-    counters = cuda.device_array(2, np.float64)
+    """:func:`gpu_train_epoch` once per order, on device copies of the CPU test's inputs."""
+    net = kernels.Network(cuda.to_device(params), sizes, activation)
+    state = to_device(cuda, cpu_state(optimizer, params.size, params.dtype))
+    buffers = gpu_buffers(cuda, sizes, capacity, params.dtype, batch_size)
+    d_X, d_y, d_norm = cuda.to_device(X), cuda.to_device(y), to_device(cuda, normalization)
     results = []
     for order in orders:
-        results.append(kc.gpu_train_epoch(
-            d_X, d_y, cuda.to_device(order), d_scale, d_shift, d_params, sizes, activation,
-            optimizer, hyper, step, batch_size, buf["grads"], None, buf["state1"],
-            buf["state2"], buf["inputs"], buf["labels"], buf["acts"], buf["scratch"],
-            counters=counters))
+        results.append(kc.gpu_train_epoch(d_X, d_y, cuda.to_device(order), d_norm, net,
+                                          optimizer, hyper, step, batch_size, state, buffers))
         step = results[-1][2]
-    host = {name: a.copy_to_host() for name, a in buf.items()}
-    return results, d_params.copy_to_host(), host
+    return results, net.params.copy_to_host(), to_host(state)
+
+
+def assert_same_state(gpu_state, cpu_state):
+    for name in kernels.OptimizerState._fields:
+        want, got = np.asarray(cpu_state[name]), np.asarray(gpu_state[name])
+        assert got.shape == want.shape, name
+        np.testing.assert_allclose(got, want, err_msg=name, **STATE_TOL)
 
 
 def assert_same_training(cpu, gpu):
-    (cpu_results, cpu_params, cpu_buf), (gpu_results, gpu_params, gpu_buf) = cpu, gpu
+    (cpu_results, cpu_params, cpu_st), (gpu_results, gpu_params, gpu_st) = cpu, gpu
+    assert len(gpu_results) == len(cpu_results)
     for (c_loss, c_correct, c_step), (g_loss, g_correct, g_step) in zip(cpu_results,
                                                                        gpu_results):
         assert g_loss == pytest.approx(c_loss, rel=LOSS_RTOL)
         assert g_correct == c_correct
         assert g_step == c_step
     np.testing.assert_allclose(gpu_params, cpu_params, **PARAM_TOL)
-    for name in ("state1", "state2"):
-        np.testing.assert_allclose(gpu_buf[name], cpu_buf[name], rtol=1e-4, atol=1e-6)
+    assert_same_state(gpu_st._asdict(), cpu_st._asdict())
 
 
 @pytest.mark.parametrize("optimizer,activation,sizes", [
@@ -58,37 +64,46 @@ def assert_same_training(cpu, gpu):
 ])
 def test_train_epoch_matches_cpu(kc, cuda, optimizer, activation, sizes):
     """11 samples, batch 4: steps of 4, 4 and a last partial batch of 3."""
-    X, y, scale, shift, params, sizes = make_problem(sizes, 11, seed=len(optimizer))
-    hyper = hyper_vector(learning_rate=0.01 if optimizer.startswith("adam") else 0.1)
-    args = (X, y, [shuffled(11, 42)], scale, shift, params, sizes,
-            kernels.ACTIVATIONS[activation], kernels.OPTIMIZERS[optimizer], hyper, 4, 4)
+    X, y, norm, params, sizes = make_problem(sizes, 11, seed=len(optimizer))
+    hp = hyper(learning_rate=0.01 if optimizer.startswith("adam") else 0.1)
+    args = (X, y, [shuffled(11, 42)], norm, params, sizes,
+            kernels.ACTIVATIONS[activation], kernels.OPTIMIZERS[optimizer], hp, 4, 4)
+    assert_same_training(cpu_epochs(*args), gpu_epochs(kc, cuda, *args))
+
+
+def test_train_epoch_matches_cpu_float_input_with_shift(kc, cuda):
+    """Float features with a non-zero shift (standard normalization) gather the same way."""
+    X, y, norm, params, sizes = make_problem((6, 5, 3), 9, seed=30, uint8=False)
+    args = (X, y, [shuffled(9, 6)], norm, params, sizes, kernels.TANH, kernels.ADAM,
+            hyper(learning_rate=0.01), 4, 4)
     assert_same_training(cpu_epochs(*args), gpu_epochs(kc, cuda, *args))
 
 
 def test_train_epoch_matches_cpu_sparse_first_layer(kc, cuda):
     """The CPU's sparse first layer (uint8 input, shift 0) and the GPU's dense one agree."""
-    X, y, scale, shift, params, sizes = make_problem((9, 5, 3), 10, seed=17)
+    X, y, norm, params, sizes = make_problem((9, 5, 3), 10, seed=17)
     X[X < 180] = 0  # mostly background, like MNIST
-    args = (X, y, [shuffled(10, 8)], scale, shift, params, sizes, kernels.RELU, kernels.ADAM,
-            hyper_vector(learning_rate=0.01), 4, 4)
+    args = (X, y, [shuffled(10, 8)], norm, params, sizes, kernels.RELU, kernels.ADAM,
+            hyper(learning_rate=0.01), 4, 4)
     assert_same_training(cpu_epochs(*args, sparse_input=True), gpu_epochs(kc, cuda, *args))
 
 
 def test_two_epochs_micro_batches(kc, cuda):
     """Batch 5 > capacity 2: micro-batches accumulate in the backward kernels; steps carry on."""
-    X, y, scale, shift, params, sizes = make_problem((4, 5, 3), 7, seed=3)
+    X, y, norm, params, sizes = make_problem((4, 5, 3), 7, seed=3)
     orders = [shuffled(7, 1), shuffled(7, 2)]
-    args = (X, y, orders, scale, shift, params, sizes, kernels.RELU, kernels.ADAM,
-            hyper_vector(learning_rate=0.01), 5, 2)
+    args = (X, y, orders, norm, params, sizes, kernels.RELU, kernels.ADAM,
+            hyper(learning_rate=0.01), 5, 2)
+    assert kernels.micro_batches(7, 5, 2).shape[0] == 4  # 2 + 1 micro-batches, then 1
     cpu, gpu = cpu_epochs(*args, step=3), gpu_epochs(kc, cuda, *args, step=3)
     assert [r[2] for r in gpu[0]] == [5, 7]
     assert_same_training(cpu, gpu)
 
 
 def test_train_epoch_float64(kc, cuda):
-    X, y, scale, shift, params, sizes = make_problem((5, 4, 3), 6, dtype=np.float64, seed=9)
-    args = (X, y, [shuffled(6, 5)], scale, shift, params, sizes, kernels.TANH,
-            kernels.NESTEROV, hyper_vector(), 4, 4)
+    X, y, norm, params, sizes = make_problem((5, 4, 3), 6, dtype=np.float64, seed=9)
+    args = (X, y, [shuffled(6, 5)], norm, params, sizes, kernels.TANH,
+            kernels.NESTEROV, hyper(), 4, 4)
     cpu, gpu = cpu_epochs(*args), gpu_epochs(kc, cuda, *args)
     assert gpu[0][0][0] == pytest.approx(cpu[0][0][0], rel=1e-12)
     np.testing.assert_allclose(gpu[1], cpu[1], rtol=1e-11, atol=1e-13)
@@ -96,35 +111,32 @@ def test_train_epoch_float64(kc, cuda):
 
 def test_train_epoch_accepts_host_order_and_subset(kc, cuda):
     """A host order is uploaded once; an order shorter than the data set trains on a subset."""
-    X, y, scale, shift, params, sizes = make_problem((6, 4, 3), 9, seed=4)
+    X, y, norm, params, sizes = make_problem((6, 4, 3), 9, seed=4)
     order = shuffled(9, 7)[:5]
-    hyper = hyper_vector()
-    cpu = cpu_epochs(X, y, [order], scale, shift, params, sizes, kernels.RELU, kernels.SGD,
-                     hyper, 3, 3)
-    d_params = cuda.to_device(params)
-    buf = to_device(cuda, buffers(sizes, 3, np.float32, params.size, False))
+    hp = hyper()
+    cpu = cpu_epochs(X, y, [order], norm, params, sizes, kernels.RELU, kernels.SGD, hp, 3, 3)
+    net = kernels.Network(cuda.to_device(params), sizes, kernels.RELU)
+    empty = cuda.to_device(np.zeros(0, np.float32))
     loss, correct, step = kc.gpu_train_epoch(
-        cuda.to_device(X), cuda.to_device(y), order, cuda.to_device(scale),
-        cuda.to_device(shift), d_params, sizes, kernels.RELU, kernels.SGD, hyper, 0, 3,
-        buf["grads"], None, buf["state1"], buf["state2"], buf["inputs"], buf["labels"],
-        buf["acts"], buf["scratch"])
+        cuda.to_device(X), cuda.to_device(y), order, to_device(cuda, norm), net, kernels.SGD,
+        hp, 0, 3, kernels.OptimizerState(empty, empty, empty),
+        gpu_buffers(cuda, sizes, 3, np.float32, 3))
     assert (step, correct) == (2, cpu[0][0][1])
     assert loss == pytest.approx(cpu[0][0][0], rel=LOSS_RTOL)
-    np.testing.assert_allclose(d_params.copy_to_host(), cpu[1], **PARAM_TOL)
+    np.testing.assert_allclose(net.params.copy_to_host(), cpu[1], **PARAM_TOL)
 
 
 @pytest.mark.parametrize("capacity", [3, 8])
 def test_predict_log_proba_matches_cpu(kc, cuda, capacity):
-    X, _, scale, shift, params, sizes = make_problem((6, 5, 4, 3), 7, seed=capacity)
-    expected = np.empty((7, 3), np.float32)
-    buf = buffers(sizes, capacity, np.float32, params.size, False)
-    kernels.predict_log_proba(X, scale, shift, params, sizes, kernels.TANH, buf["inputs"],
-                              buf["acts"], expected)
-    d = to_device(cuda, buf)
+    X, _, norm, params, sizes = make_problem((6, 5, 4, 3), 7, seed=capacity)
+    expected = cpu_log_proba(X, norm, params, sizes, kernels.TANH, capacity)
+    buffers = kernels.PredictionBuffers(
+        cuda.device_array((capacity, int(sizes[0])), np.float32),
+        cuda.device_array(kernels.activation_buffer_length(sizes, capacity), np.float32))
     out = cuda.device_array((7, 3), np.float32)
-    kc.gpu_predict_log_proba(cuda.to_device(X), cuda.to_device(scale), cuda.to_device(shift),
-                             cuda.to_device(params), sizes, kernels.TANH, d["inputs"],
-                             d["acts"], out)
+    kc.gpu_predict_log_proba(cuda.to_device(X), to_device(cuda, norm),
+                             kernels.Network(cuda.to_device(params), sizes, kernels.TANH),
+                             buffers, out)
     np.testing.assert_allclose(out.copy_to_host(), expected, rtol=1e-5, atol=1e-5)
 
 
@@ -133,65 +145,169 @@ def test_launch_count_documented(kc):
     assert kc.launches_per_step(3, micro_batches=2) == 17
 
 
-def test_backend_trainer_matches_cpu(cuda):
-    """fastann.cuda_backend: host arrays in, host arrays out, as the model will call it."""
-    from fastann import cuda_backend
-    X, y, scale, shift, params, sizes = make_problem((7, 5, 3), 10, seed=12)
-    hyper = hyper_vector(learning_rate=0.01)
+# --------------------------------------------------------------- CudaBackend
+def backends(norm, params, sizes, activation, optimizer, optimizer_state=None, **cuda_kwargs):
+    """A CpuBackend and a CudaBackend made from the same host arrays (the CPU one on a copy)."""
+    from fastann.backends.cuda import CudaBackend
+    cpu = CpuBackend(sizes, activation, optimizer, norm, params.copy(),
+                     optimizer_state=optimizer_state)
+    gpu = CudaBackend(sizes, activation, optimizer, norm, params,
+                      optimizer_state=optimizer_state, **cuda_kwargs)
+    return cpu, gpu
+
+
+def assert_same_backends(cpu, gpu, results=None):
+    if results is not None:
+        for (c_loss, c_correct, c_step), (g_loss, g_correct, g_step) in zip(*results):
+            assert g_loss == pytest.approx(c_loss, rel=LOSS_RTOL)
+            assert (g_correct, g_step) == (c_correct, c_step)
+    got = gpu.get_parameters()
+    assert got.dtype == cpu.get_parameters().dtype
+    np.testing.assert_allclose(got, cpu.get_parameters(), **PARAM_TOL)
+    assert_same_state(gpu.get_optimizer_state(), cpu.get_optimizer_state())
+
+
+@pytest.mark.parametrize("optimizer,capacity", [("adam", None), ("momentum", 3)])
+def test_cuda_backend_matches_cpu_backend(cuda, optimizer, capacity):
+    """Host arrays in, host arrays out, as fastann.training drives a backend: 2 epochs."""
+    X, y, norm, params, sizes = make_problem((7, 5, 3), 10, seed=12)
+    code = kernels.OPTIMIZERS[optimizer]
+    hp = hyper(learning_rate=0.01 if optimizer == "adam" else 0.1)
+    params0 = params.copy()
+    cpu, gpu = backends(norm, params, sizes, kernels.RELU, code, capacity=capacity)
+    np.testing.assert_array_equal(params, params0)  # the CUDA backend trains its own copy
     orders = [shuffled(10, 3), shuffled(10, 4)]
-    cpu_results, cpu_params, cpu_buf = cpu_epochs(X, y, orders, scale, shift, params, sizes,
-                                                  kernels.RELU, kernels.ADAM, hyper, 4, 4)
-    gpu_params = params.copy()
-    state1, state2 = np.zeros_like(params), np.zeros_like(params)
-    seen = []
-    history, step = cuda_backend.train_epochs_cuda(
-        X, y, iter(orders), scale, shift, gpu_params, sizes, kernels.RELU, kernels.ADAM, hyper,
-        0, 4, state1, state2, learning_rates=[0.01, 0.01],
-        on_epoch=lambda e, loss, correct, t: seen.append((e, t, gpu_params.copy())) and False)
-    assert step == cpu_results[-1][2] == 6
-    assert [s[:2] for s in seen] == [(0, 3), (1, 6)]
-    for (c_loss, c_correct, _), (g_loss, g_correct) in zip(cpu_results, history):
-        assert g_loss == pytest.approx(c_loss, rel=LOSS_RTOL)
-        assert g_correct == c_correct
-    np.testing.assert_allclose(gpu_params, cpu_params, **PARAM_TOL)
-    np.testing.assert_array_equal(seen[-1][2], gpu_params)
-    np.testing.assert_allclose(state1, cpu_buf["state1"], rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(state2, cpu_buf["state2"], rtol=1e-4, atol=1e-6)
+    results = ([], [])
+    for backend, out in zip((cpu, gpu), results):
+        backend.load_data(X, y, 4)
+        step = 0
+        with backend.running():
+            for order in orders:
+                out.append(backend.train(order, hp, step))
+                step = out[-1][2]
+    assert [r[2] for r in results[1]] == [3, 6]
+    assert_same_backends(cpu, gpu, results)
+    assert gpu.parameters_finite()
+    # The kernels' own CPU epoch gives the same as the CPU backend.
+    ref_results, ref_params, _ = cpu_epochs(X, y, orders, norm, params0, sizes, kernels.RELU,
+                                            code, hp, 4, 4)
+    assert [r[1:] for r in ref_results] == [r[1:] for r in results[0]]
+    np.testing.assert_allclose(ref_params, cpu.get_parameters(), rtol=1e-6, atol=1e-7)
 
-    expected = np.empty((10, 3), np.float32)
-    buf = buffers(sizes, 10, np.float32, params.size, False)
-    kernels.predict_log_proba(X, scale, shift, cpu_params, sizes, kernels.RELU, buf["inputs"],
-                              buf["acts"], expected)
-    got = cuda_backend.predict_log_proba_cuda(X, scale, shift, gpu_params, sizes, kernels.RELU,
-                                              capacity=4)
-    assert got.dtype == np.float32 and got.shape == (10, 3)
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    # Inference on the device parameters (chunks of `capacity` rows), host array out.
+    got = gpu.predict_log_proba(X)
+    assert isinstance(got, np.ndarray) and got.dtype == np.float32 and got.shape == (10, 3)
+    np.testing.assert_allclose(got, cpu.predict_log_proba(X), rtol=1e-4, atol=1e-4)
+    assert gpu.predict_log_proba(X[:0]).shape == (0, 3)
 
 
-def test_backend_trainer_object(cuda):
-    """CudaTrainer: per-epoch calls, host params refreshed, validation on device params."""
-    from fastann import cuda_backend
-    X, y, scale, shift, params, sizes = make_problem((5, 4, 3), 8, seed=21)
-    hyper = hyper_vector()
-    cpu_results, cpu_params, cpu_buf = cpu_epochs(X, y, [shuffled(8, 1)], scale, shift, params,
-                                                  sizes, kernels.RELU, kernels.MOMENTUM, hyper,
-                                                  3, 3)
-    host = params.copy()
-    s1, s2 = np.zeros_like(host), np.zeros_like(host)
-    trainer = cuda_backend.CudaTrainer(X, y, scale, shift, host, sizes, kernels.RELU,
-                                       kernels.MOMENTUM, 3, s1, s2)
-    loss, correct, step = trainer.train_epoch(shuffled(8, 1), hyper, 0)
-    assert step == 3 and correct == cpu_results[0][1]
-    assert loss == pytest.approx(cpu_results[0][0], rel=LOSS_RTOL)
-    np.testing.assert_allclose(host, cpu_params, **PARAM_TOL)
-    np.testing.assert_allclose(s1, cpu_buf["state1"], rtol=1e-4, atol=1e-6)  # velocity synced
-    val = trainer.predict_log_proba(X[:5])
-    np.testing.assert_allclose(val, cuda_backend.predict_log_proba_cuda(
-        X[:5], scale, shift, host, sizes, kernels.RELU), rtol=1e-6, atol=1e-6)
-    # Roll back on the host, upload, and the next epoch starts from there.
-    host[:], s1[:] = params, 0
-    trainer.upload()
-    trainer.train_epoch(shuffled(8, 1), hyper, 0, sync=False)
-    np.testing.assert_array_equal(host, params)  # not synced
-    trainer.download()
-    np.testing.assert_allclose(host, cpu_params, **PARAM_TOL)
+def test_cuda_backend_chunks_micro_batches_and_float_input(cuda):
+    """Chunked orders (as fastann.training calls train), batch 5 > capacity 2, float input."""
+    X, y, norm, params, sizes = make_problem((4, 5, 3), 12, seed=31, uint8=False)
+    cpu, gpu = backends(norm, params, sizes, kernels.TANH, kernels.NESTEROV, capacity=2)
+    hp = hyper(learning_rate=0.05)
+    order = shuffled(12, 9)
+    cpu.load_data(X, y, 5)
+    gpu.load_data(X, y, 5)
+    want = cpu.train(order, hp, 7)
+    got, step = [0.0, 0], 7
+    for lo, hi in ((0, 5), (5, 10), (10, 12)):  # chunk bounds fall on batch bounds
+        loss, correct, step = gpu.train(order[lo:hi], hp, step)
+        got[0] += loss
+        got[1] += correct
+    assert step == want[2] == 10
+    assert got[0] == pytest.approx(want[0], rel=LOSS_RTOL)
+    assert got[1] == want[1]
+    assert_same_backends(cpu, gpu)
+
+
+def test_cuda_backend_optimizer_state_in_and_out(cuda):
+    """A backend made with an optimizer state continues as the CPU one does; set/get round trip."""
+    X, y, norm, params, sizes = make_problem((5, 4, 3), 8, seed=21)
+    hp = hyper(learning_rate=0.01)
+    _, trained, state = cpu_epochs(X, y, [shuffled(8, 1)], norm, params, sizes, kernels.RELU,
+                                   kernels.ADAMW, hp, 3, 3)
+    state = state._asdict()
+    cpu, gpu = backends(norm, trained, sizes, kernels.RELU, kernels.ADAMW,
+                        optimizer_state=state)
+    assert_same_state(gpu.get_optimizer_state(), state)
+    assert gpu.get_optimizer_state()["velocity"].size == 0
+    for backend in (cpu, gpu):
+        backend.load_data(X, y, 3)
+        assert backend.train(shuffled(8, 2), hp, 3)[2] == 6
+    assert_same_backends(cpu, gpu)
+
+    gpu.set_parameters(params)
+    gpu.set_optimizer_state(state)
+    np.testing.assert_array_equal(gpu.get_parameters(), params)
+    for name, array in gpu.get_optimizer_state().items():
+        np.testing.assert_array_equal(array, state[name])
+
+
+def test_cuda_backend_snapshot_restore_round_trip(cuda):
+    X, y, norm, params, sizes = make_problem((5, 4, 3), 8, seed=22)
+    hp = hyper()
+    _, gpu = backends(norm, params, sizes, kernels.SIGMOID, kernels.MOMENTUM)
+    gpu.load_data(X, y, 3)
+    gpu.train(shuffled(8, 1), hp, 0)
+    saved_params, saved_state = gpu.get_parameters(), gpu.get_optimizer_state()
+    snap = gpu.snapshot()
+    first = gpu.train(shuffled(8, 2), hp, 3)
+    after = gpu.get_parameters()
+    assert not np.array_equal(after, saved_params)
+    gpu.restore(snap)
+    np.testing.assert_array_equal(gpu.get_parameters(), saved_params)
+    for name, array in gpu.get_optimizer_state().items():
+        np.testing.assert_array_equal(array, saved_state[name])
+    # The snapshot is a copy: training again from it gives the same epoch, bit for bit.
+    assert gpu.train(shuffled(8, 2), hp, 3) == pytest.approx(first, rel=1e-6)
+    np.testing.assert_array_equal(gpu.get_parameters(), after)
+    gpu.restore(snap)  # a snapshot can be restored more than once
+    np.testing.assert_array_equal(gpu.get_parameters(), saved_params)
+
+
+def test_cuda_backend_load_data_uploads_once_and_release(cuda, monkeypatch):
+    X, y, norm, params, sizes = make_problem((5, 4, 3), 8, seed=23)
+    _, gpu = backends(norm, params, sizes, kernels.RELU, kernels.SGD)
+    uploads = []
+    real_to_device = cuda.to_device
+
+    def to_device(array, *args, **kwargs):
+        uploads.append(np.shape(array))
+        return real_to_device(array, *args, **kwargs)
+
+    monkeypatch.setattr(cuda, "to_device", to_device)
+    gpu.load_data(X, y, 3)
+    assert sorted(uploads) == sorted([X.shape, y.shape])
+    uploads.clear()
+    gpu.load_data(X, y, 4)  # same arrays, another batch size: buffers only
+    gpu.train(shuffled(8, 1), hyper(), 0)
+    assert uploads == []
+    gpu.load_data(X.copy(), y, 4)  # other arrays: uploaded again
+    assert sorted(uploads) == sorted([X.shape, y.shape])
+    uploads.clear()
+    gpu.predict_log_proba(X)
+    gpu.predict_log_proba(X)
+    assert uploads == [X.shape]  # an evaluation set stays on the device
+
+    params_before = gpu.get_parameters()
+    gpu.release()
+    np.testing.assert_array_equal(gpu.get_parameters(), params_before)
+    gpu.load_data(X, y, 4)  # usable again after release
+    assert gpu.train(shuffled(8, 2), hyper(), 0)[2] == 2
+
+
+def test_cuda_backend_parameters_finite(cuda):
+    _, _, norm, params, sizes = make_problem((3, 2), 1, seed=24)
+    _, gpu = backends(norm, params, sizes, kernels.RELU, kernels.ADAM)
+    assert gpu.parameters_finite()
+    bad = params.copy()
+    bad[-1] = np.nan
+    gpu.set_parameters(bad)
+    assert not gpu.parameters_finite()
+
+
+def test_backend_class_picks_cuda():
+    from fastann.backends import backend_class
+    from fastann.backends.cuda import CudaBackend
+    assert backend_class("cuda") is CudaBackend

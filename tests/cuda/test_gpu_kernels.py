@@ -1,4 +1,4 @@
-"""Every ``gpu_*`` kernel against its CPU twin in :mod:`kernels`, on tiny odd shapes.
+"""Every ``gpu_*`` kernel against its CPU twin in :mod:`fastann.kernels`, on tiny odd shapes.
 
 Runs under the Numba CUDA simulator (``NUMBA_ENABLE_CUDASIM=1 python -m pytest
 tests/cuda -m cudasim``) or on a real GPU; see conftest.py. Shapes and tiles
@@ -7,8 +7,8 @@ are tiny because the simulator runs one Python thread per CUDA thread.
 import numpy as np
 import pytest
 
-import kernels
-from _gpu_setup import hyper_vector
+from fastann import kernels
+from _gpu_setup import cpu_state, hyper, to_device, to_host
 
 pytestmark = pytest.mark.cudasim
 
@@ -225,16 +225,18 @@ def test_optimizer_updates(kc, cuda, name, dtype):
 
 @pytest.mark.parametrize("optimizer", list(kernels.OPTIMIZERS))
 def test_apply_update_dispatch(kc, cuda, optimizer):
+    """Same OptimizerState layout on both devices (unused fields of size 0)."""
     rng = np.random.default_rng(3)
     code = kernels.OPTIMIZERS[optimizer]
     params, grads = rand(rng, 20), rand(rng, 20)
-    cpu = [params.copy(), np.zeros(20, np.float32), np.zeros(20, np.float32)]
-    gpu = [cuda.to_device(a) for a in cpu]
-    hyper = hyper_vector()
-    kernels.apply_update(code, cpu[0], grads, cpu[1], cpu[2], 4, hyper, 12)
-    kc.gpu_apply_update(code, gpu[0], cuda.to_device(grads), gpu[1], gpu[2], 4, hyper, 12)
-    for want, got in zip(cpu, gpu):
-        np.testing.assert_allclose(got.copy_to_host(), want, rtol=5e-6, atol=1e-7)
+    state = cpu_state(code, 20, np.float32)
+    d_params, d_state = cuda.to_device(params), to_device(cuda, state)
+    kernels.apply_update(code, params, grads, state, 4, hyper(), 12)
+    kc.gpu_apply_update(code, d_params, cuda.to_device(grads), d_state, 4, hyper(), 12)
+    np.testing.assert_allclose(d_params.copy_to_host(), params, rtol=5e-6, atol=1e-7)
+    for name, want, got in zip(state._fields, state, to_host(d_state)):
+        assert got.shape == want.shape, name
+        np.testing.assert_allclose(got, want, rtol=5e-6, atol=1e-7, err_msg=name)
 
 
 @pytest.mark.parametrize("raw_dtype", [np.uint8, np.float64])

@@ -20,16 +20,50 @@ def test_cuda_device_matches_cpu():
                   epochs=2, random_state=3)
     cpu = MLPClassifier(**params).fit(X, y, validation_data=(X, y))
     gpu = MLPClassifier(device="cuda", **params).fit(X, y, validation_data=(X, y))
+    from fastann.backends.cuda import CudaBackend
+    assert isinstance(gpu._backend, CudaBackend)
+    assert len(gpu.history_) == len(cpu.history_) == 2
     for a, b in zip(cpu.history_, gpu.history_):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-4)
+    assert gpu.t_ == cpu.t_ == 4
     for a, b in zip(cpu.coefs_, gpu.coefs_):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(gpu.predict_proba(X), cpu.predict_proba(X), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.cudasim
+def test_cuda_device_uploads_training_and_validation_data_once(monkeypatch):
+    """Epochs and partial_fit calls reuse the device copies of X and of the validation set."""
+    from numba import cuda
+    X, y = _data(n=24)
+    X_val, y_val = _data(n=10, seed=1)
+    uploads = []
+    real_to_device = cuda.to_device
+
+    def to_device(array, *args, **kwargs):
+        uploads.append(array)
+        return real_to_device(array, *args, **kwargs)
+
+    def count(array):  # float32 C-contiguous input is not copied on its way to the backend
+        return sum(a is array for a in uploads)
+
+    monkeypatch.setattr(cuda, "to_device", to_device)
+    model = MLPClassifier(device="cuda", hidden_layer_sizes=(4,), batch_size=12, epochs=3,
+                          random_state=0)
+    model.fit(X, y, validation_data=(X_val, y_val))
+    assert len(model.history_) == 3
+    assert count(X) == 1
+    assert count(X_val) == 1  # evaluated after every epoch, between divergence checks
+    uploads.clear()
+    model.partial_fit(X, y)
+    model.partial_fit(X, y)
+    assert model.n_iter_ == 5
+    assert count(X) == 0  # the labels are encoded anew each call; X stays on the device
+
+
 def test_cuda_device_without_gpu_raises_clear_error(monkeypatch):
-    from fastann import cuda_backend
+    from fastann.backends import cuda as cuda_backend
     ok, reason = cuda_backend.cuda_available()
     if ok:
         pytest.skip("a CUDA device (or the simulator) is available")
