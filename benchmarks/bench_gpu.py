@@ -10,7 +10,7 @@ _STATE = {}
 
 
 def _warm(name):
-    from fastann.cuda_backend import cuda_available
+    from fastann.backends.cuda import cuda_available
     ok, reason = cuda_available()
     if not ok:
         raise NotImplementedError(f"no CUDA GPU: {reason}")

@@ -26,6 +26,10 @@ NVVM_HINT = ('the CUDA compiler (NVVM) was not found; install a CUDA toolkit or 
              'pip install "numba-cuda[cu12]" (driver >= 525) / "numba-cuda[cu13]" (driver >= 580)')
 # Rows processed at once on the device.
 DEFAULT_CAPACITY = 4096
+# Inference inputs kept on the device, most recently used first: the training
+# loop alternates between the validation set and a divergence-check sample of
+# the training rows after every epoch, so one entry would evict the other.
+EVAL_CACHE_SIZE = 2
 
 
 def _driver_present():
@@ -128,7 +132,7 @@ class CudaBackend:
         self.set_optimizer_state(optimizer_state or {
             name: np.zeros(size, self.dtype) for name, size in sizes.items()})
         self._data = None
-        self._eval_cache = None
+        self._eval_cache = []  # [(host array, device copy)], most recently used first
 
     @property
     def network(self):
@@ -136,14 +140,23 @@ class CudaBackend:
 
     # ------------------------------------------------------------ training
     def load_data(self, X, y, batch_size):
-        """Upload ``X`` and ``y`` (skipped when they are the arrays already loaded)."""
+        """Upload ``X`` and ``y``, each skipped when it is already loaded.
+
+        ``X`` is reused when it is the very array loaded before; ``y`` also
+        when its values are equal (the model encodes the labels anew on every
+        ``partial_fit`` call, a cheap host comparison against an upload of ``X``).
+        """
         from ..kernels.cuda import GpuTrainingBuffers
         cuda = self._cuda
         loaded = self._data
-        if loaded is not None and loaded[0] is X and loaded[1] is y:
-            d_X, d_y = loaded[2], loaded[3]
+        same_X = loaded is not None and loaded[0] is X
+        if same_X:
+            d_X = loaded[2]
         else:
             d_X = cuda.to_device(np.ascontiguousarray(X))
+        if same_X and (loaded[1] is y or np.array_equal(loaded[1], y)):
+            y, d_y = loaded[1], loaded[3]
+        else:
             d_y = cuda.to_device(np.ascontiguousarray(y, np.int32))
         capacity = max(1, min(self.capacity, batch_size, X.shape[0]))
         shapes = kernels.training_buffer_shapes(self.layer_sizes, capacity, batch_size, False)
@@ -172,14 +185,14 @@ class CudaBackend:
 
     def release(self):
         self._data = None
-        self._eval_cache = None
+        self._eval_cache = []
 
     # ----------------------------------------------------------- inference
     def predict_log_proba(self, X):
         """Log-probabilities with the device parameters (host ndarray out).
 
-        The last ``X`` stays on the device, so evaluating the same validation
-        set after every epoch uploads it once.
+        The last ``EVAL_CACHE_SIZE`` arrays ``X`` stay on the device, so
+        evaluating the same validation set after every epoch uploads it once.
         """
         from ..kernels.cuda import gpu_predict_log_proba
         cuda = self._cuda
@@ -188,15 +201,17 @@ class CudaBackend:
         if n == 0:
             return out
         cache = self._eval_cache
-        if cache is None or cache[0] is not X:
-            cache = self._eval_cache = (X, cuda.to_device(np.ascontiguousarray(X)))
+        entry = next((e for e in cache if e[0] is X), None)
+        if entry is None:
+            entry = (X, cuda.to_device(np.ascontiguousarray(X)))
+        cache[:] = [entry] + [e for e in cache if e is not entry][:EVAL_CACHE_SIZE - 1]
         capacity = max(1, min(n, self.capacity))
         buffers = kernels.PredictionBuffers(
             cuda.device_array((capacity, int(self.layer_sizes[0])), self.dtype),
             cuda.device_array(kernels.activation_buffer_length(self.layer_sizes, capacity),
                               self.dtype))
         d_out = cuda.device_array(out.shape, self.dtype)
-        gpu_predict_log_proba(cache[1], self.normalization, self.network, buffers, d_out,
+        gpu_predict_log_proba(entry[1], self.normalization, self.network, buffers, d_out,
                               **self.launch)
         return d_out.copy_to_host(out)
 

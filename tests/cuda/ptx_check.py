@@ -1,4 +1,4 @@
-"""Compile every kernel of kernels.cuda to PTX without a GPU: a typing check for the real target.
+"""Compile every kernel of fastann.kernels.cuda to PTX without a GPU: a check for the real target.
 
 The CUDA simulator runs kernels as Python, so it cannot catch code that the
 real CUDA target would refuse to compile. This script compiles each kernel,
@@ -30,8 +30,8 @@ def main(cc=(9, 0)):
 
     dispatcher.get_current_device = lambda: _Device()
 
-    from kernels.cuda import batching, dense, epoch, loss
-    from kernels.cuda import optimizers as opt
+    from fastann.kernels.cuda import batching, dense, epoch, loss
+    from fastann.kernels.cuda import optimizers as opt
 
     def A(dtype, ndim):
         return Array(dtype, ndim, "C")

@@ -1,4 +1,4 @@
-"""The whole GPU epoch and inference against ``fastann.kernels.train_epoch`` / ``predict_log_proba``,
+"""The GPU epoch and inference against ``fastann.kernels.train_epoch`` / ``predict_log_proba``,
 and :class:`fastann.backends.cuda.CudaBackend` against :class:`fastann.backends.cpu.CpuBackend`.
 
 Same data, same initial parameters, same shuffled order: the loss sums agree
@@ -282,13 +282,22 @@ def test_cuda_backend_load_data_uploads_once_and_release(cuda, monkeypatch):
     uploads.clear()
     gpu.load_data(X, y, 4)  # same arrays, another batch size: buffers only
     gpu.train(shuffled(8, 1), hyper(), 0)
+    gpu.load_data(X, y.astype(np.int64), 4)  # labels encoded anew, same values
     assert uploads == []
-    gpu.load_data(X.copy(), y, 4)  # other arrays: uploaded again
+    other_y = (y + 1) % 3
+    gpu.load_data(X, other_y, 4)  # other labels: only they are uploaded
+    assert uploads == [y.shape]
+    uploads.clear()
+    gpu.load_data(X.copy(), other_y, 4)  # another X: both uploaded again
     assert sorted(uploads) == sorted([X.shape, y.shape])
     uploads.clear()
-    gpu.predict_log_proba(X)
-    gpu.predict_log_proba(X)
-    assert uploads == [X.shape]  # an evaluation set stays on the device
+    # The training loop alternates a validation set and a sample of the training
+    # rows (a new view every epoch): the validation set stays on the device.
+    X_val = X[::-1].copy()
+    for epoch in range(3):
+        gpu.predict_log_proba(X[:4])
+        gpu.predict_log_proba(X_val)
+    assert uploads == [(4, 5), X_val.shape] + [(4, 5)] * 2
 
     params_before = gpu.get_parameters()
     gpu.release()

@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-import kernels
-from _gpu_setup import buffers, hyper_vector, init_params, shuffled, sparse_buffers
+from fastann import kernels
+from _gpu_setup import cpu_log_proba, cpu_epochs, hyper, init_params, shuffled
 
 pytestmark = pytest.mark.gpu
 
@@ -21,50 +21,49 @@ DATA = pathlib.Path(__file__).resolve().parent.parent / "data"
 
 def compare_cpu_gpu(X, y, X_test, y_test, sizes, optimizer, activation, batch_size, epochs,
                     dtype=np.float32, learning_rate=1e-3, capacity=None, seed=0):
-    """Train the same network on both devices; return per-epoch losses, accuracies, params."""
-    from fastann import cuda_backend
+    """Train the same network on both devices; return per-epoch losses, accuracies, params.
+
+    The CPU side runs :func:`fastann.kernels.train_epoch` directly (so that its
+    micro-batches have the same ``capacity`` as the GPU's); the GPU side runs
+    through :class:`fastann.backends.cuda.CudaBackend`, as the model does.
+    """
+    from fastann.backends.cuda import CudaBackend
     sizes = np.asarray(sizes, np.int64)
     rng = np.random.default_rng(seed)
     params0 = init_params(sizes, rng, dtype)
-    scale, shift = np.full(sizes[0], 1 / 255, dtype), np.zeros(sizes[0], dtype)
-    hyper = hyper_vector(learning_rate=learning_rate, l1=0.0, l2=1e-4)
+    norm = kernels.Normalization(np.full(sizes[0], 1 / 255, dtype), np.zeros(sizes[0], dtype))
+    hp = hyper(learning_rate=learning_rate, l1=0.0, l2=1e-4)
     capacity = capacity or min(batch_size, 1024)
     orders = [shuffled(X.shape[0], 1000 + e) for e in range(epochs)]
 
-    cpu_params = params0.copy()
-    buf = buffers(sizes, capacity, dtype, cpu_params.size, batch_size > capacity)
-    sparse = sparse_buffers(capacity, int(sizes[0]), dtype, False)
-    cpu_losses, step, cpu_seconds = [], 0, 0.0
+    cpu_losses, cpu_seconds = [], 0.0
+    cpu_params, cpu_state, step = params0, None, 0
     for order in orders:
         t0 = time.perf_counter()
-        loss, _, step = kernels.train_epoch(
-            X, y, order, scale, shift, cpu_params, sizes, activation, optimizer, hyper, step,
-            batch_size, buf["grads"], buf["grad_sum"], buf["state1"], buf["state2"],
-            buf["inputs"], buf["labels"], buf["acts"], buf["scratch"], *sparse)
+        results, cpu_params, cpu_state = cpu_epochs(X, y, [order], norm, cpu_params, sizes,
+                                                    activation, optimizer, hp, batch_size,
+                                                    capacity, step=step, state=cpu_state)
         cpu_seconds += time.perf_counter() - t0
+        loss, _, step = results[0]
         cpu_losses.append(loss)
-    cpu_out = np.empty((X_test.shape[0], int(sizes[-1])), dtype)
-    pbuf = buffers(sizes, min(1024, X_test.shape[0]), dtype, cpu_params.size, False)
-    kernels.predict_log_proba(X_test, scale, shift, cpu_params, sizes, activation,
-                              pbuf["inputs"], pbuf["acts"], cpu_out)
+    cpu_out = cpu_log_proba(X_test, norm, cpu_params, sizes, activation,
+                            min(1024, X_test.shape[0]))
 
-    gpu_params = params0.copy()
-    s1, s2 = np.zeros_like(gpu_params), np.zeros_like(gpu_params)
-    trainer = cuda_backend.CudaTrainer(X, y, scale, shift, gpu_params, sizes, activation,
-                                       optimizer, batch_size, s1, s2, capacity=capacity)
+    backend = CudaBackend(sizes, activation, optimizer, norm, params0.copy(), capacity=capacity)
+    backend.load_data(X, y, batch_size)
     gpu_losses, step, gpu_seconds = [], 0, 0.0
     for order in orders:
         t0 = time.perf_counter()
-        loss, _, step = trainer.train_epoch(order, hyper, step)
+        loss, _, step = backend.train(order, hp, step)
         gpu_seconds += time.perf_counter() - t0
         gpu_losses.append(loss)
-    gpu_out = trainer.predict_log_proba(X_test)
+    gpu_out = backend.predict_log_proba(X_test)
     return dict(
         cpu_losses=np.array(cpu_losses), gpu_losses=np.array(gpu_losses),
         cpu_accuracy=float(np.mean(cpu_out.argmax(1) == y_test)),
         gpu_accuracy=float(np.mean(gpu_out.argmax(1) == y_test)),
-        cpu_params=cpu_params, gpu_params=gpu_params, cpu_out=cpu_out, gpu_out=gpu_out,
-        cpu_seconds=cpu_seconds, gpu_seconds=gpu_seconds, steps=step)
+        cpu_params=cpu_params, gpu_params=backend.get_parameters(), cpu_out=cpu_out,
+        gpu_out=gpu_out, cpu_seconds=cpu_seconds, gpu_seconds=gpu_seconds, steps=step)
 
 
 @pytest.fixture(scope="module")
