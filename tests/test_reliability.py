@@ -451,9 +451,8 @@ def test_a_checkpoint_without_its_optimizer_state_is_refused(tmp_path, small_che
     ({"learning_rate": float("nan")}, "learning_rate"),
 ])
 def test_every_hyper_parameter_is_type_and_range_checked(params, name):
-    from sklearn.utils._param_validation import InvalidParameterError
     X, y = np.random.default_rng(0).random((20, 3)), np.arange(20) % 2
-    with pytest.raises(InvalidParameterError, match=f"'{name}' parameter"):
+    with pytest.raises(ValueError, match=f"The '{name}' parameter of MLPClassifier must be"):
         MLPClassifier(hidden_layer_sizes=(2,), epochs=1, **params).fit(X, y)
 
 
