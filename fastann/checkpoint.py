@@ -232,8 +232,9 @@ def read_checkpoint(path):
             code = kernels.OPTIMIZERS["sgd" if solver == "gd" else solver]
             for name, size in kernels.optimizer_state_sizes(code, n_params).items():
                 if optimizer_state[name].size != size:
-                    raise archive.error(f"optimizer state {name!r} has {optimizer_state[name].size} "
-                                        f"values; solver {solver!r} keeps {size}",
+                    found = optimizer_state[name].size
+                    raise archive.error(f"optimizer state {name!r} has {found} values; solver "
+                                        f"{solver!r} keeps {size}",
                                         field="params.solver")
         classes = archive.array("classes", (sizes[-1],), CLASS_KINDS)
         scale = archive.array("normalization_scale", (sizes[0],), "f", dtype)

@@ -1,4 +1,4 @@
-"""The ``fastann`` command line: ``fastann train``, ``fastann evaluate`` and ``fastann experiments``.
+"""The ``fastann`` command line: ``fastann train``, ``evaluate`` and ``experiments``.
 
 Every user error is one line on stderr (``fastann: error: ...``), never a
 traceback: bad flag values are argparse usage errors (status 2); unusable

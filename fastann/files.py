@@ -46,7 +46,8 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_parts(path: str | os.PathLike, *, max_age: float = STALE_PART_SECONDS) -> list[Path]:
+def remove_stale_parts(path: str | os.PathLike, *,
+                       max_age: float = STALE_PART_SECONDS) -> list[Path]:
     """Remove temporary files that killed writes to ``path`` left behind.
 
     A ``.NAME.PID-XXXXXXXX.part`` file next to ``path`` is stale when its

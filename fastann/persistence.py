@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .container import CLASS_KINDS, check_classes, check_finite, classes_array, open_archive, write_archive
+from .container import (CLASS_KINDS, check_classes, check_finite, classes_array, open_archive,
+                        write_archive)
 
 FORMAT = "fastann-mlp"
 FORMAT_VERSION = 1

@@ -146,7 +146,7 @@ def measured(function):
 
 
 def check_model_file(path, reference, damaged_header=False):
-    """Raise ModelFileError or load an identical model (for header damage: same arrays, predicts)."""
+    """Raise ModelFileError or load an identical model (header damage: same arrays, predicts)."""
     def attempt():
         try:
             loaded = fastann.load(path)

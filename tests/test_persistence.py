@@ -436,7 +436,7 @@ def test_files_that_are_not_archives_get_no_unsafe_advice(tmp_path, content):
 
 
 def test_a_model_trained_on_cuda_predicts_on_the_cpu(tmp_path):
-    """The device is a training choice: a file that says device="cuda" loads and predicts anywhere."""
+    """The device is a training choice: a file saying device="cuda" loads and predicts anywhere."""
     model, X, path = saved(tmp_path)
     edit_header(path, params={**model.get_params(), "device": "cuda"})
     loaded = fastann.load(path)
