@@ -196,16 +196,23 @@ class ModelCheckpoint(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm progress bar per epoch (chunks of mini-batches), removed when the epoch ends."""
+    """A tqdm progress bar per epoch (chunks of mini-batches), removed when the epoch ends.
+
+    Shown only when ``file`` (default: stderr) is a terminal: in a log file or
+    a pipe, the bar's carriage returns would only be noise.
+    """
 
     def __init__(self, file=None):
         self.file = file
         self._bar = None
 
     def on_epoch_begin(self, epoch, logs=None):
+        file = self.file or sys.stderr
+        if not _is_terminal(file):
+            return
         from tqdm.auto import tqdm
         self._bar = tqdm(total=(logs or {}).get("steps"), desc=f"epoch {epoch + 1}",
-                         unit="chunk", leave=False, file=self.file or sys.stderr,
+                         unit="chunk", leave=False, file=file,
                          bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
 
     def on_train_batch_end(self, batch, logs=None):
@@ -222,6 +229,13 @@ class ProgressBar(Callback):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def _is_terminal(file):
+    try:
+        return bool(file.isatty())
+    except (AttributeError, ValueError, OSError):  # no isatty, or a closed file
+        return False
 
 
 class EpochLogger(Callback):

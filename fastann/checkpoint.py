@@ -21,18 +21,25 @@ Version 1 files (``flat_params``, ``optimizer_state1``/``optimizer_state2``,
 Nesterov and Adam's ``m`` otherwise, state 2 Adam's ``v``.
 """
 import math
+import re
 import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import kernels
-from .container import classes_array, read_archive, write_archive
+from .container import CLASS_KINDS, check_classes, check_finite, classes_array, open_archive, \
+    write_archive
 from .exceptions import ModelFileError
 
 FORMAT = "fastann-checkpoint"
 FORMAT_VERSION = 2
 OPTIMIZER_STATE = ("velocity", "m", "v")
+#: NumPy bit generators whose state a checkpoint may hold.
+BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+# Arrays inside a generator state: small unsigned/signed integers (MT19937's key).
+_STATE_ARRAY_DTYPE = re.compile(r"[<>|=]?[ui][1248]")
+_STATE_ARRAY_MAX = 4096
 
 
 class CheckpointError(ModelFileError):
@@ -73,10 +80,25 @@ def generator_state(rng):
 
 
 def restore_generator(state):
-    """A new ``numpy.random.Generator`` in the state returned by :func:`generator_state`."""
+    """A new ``numpy.random.Generator`` in the state returned by :func:`generator_state`.
+
+    Raises
+    ------
+    ValueError
+        ``state`` is not the state of one of :data:`BIT_GENERATORS` (only
+        those classes are ever instantiated; arrays in it must be short lists
+        of integers).
+    """
+    if not isinstance(state, dict) or state.get("bit_generator") not in BIT_GENERATORS:
+        name = state.get("bit_generator") if isinstance(state, dict) else state
+        raise ValueError(f"not the state of a NumPy bit generator "
+                         f"({', '.join(BIT_GENERATORS)}): bit_generator {name!r}")
     state = _decode(state)
     bit_generator = getattr(np.random, state["bit_generator"])()
-    bit_generator.state = state
+    try:
+        bit_generator.state = state
+    except (TypeError, KeyError, OverflowError, IndexError, AttributeError) as exc:
+        raise ValueError(f"invalid {state['bit_generator']} state ({exc})") from exc
     return np.random.Generator(bit_generator)
 
 
@@ -93,7 +115,16 @@ def _encode(value):
 def _decode(value):
     if isinstance(value, dict):
         if "__ndarray__" in value:
-            return np.array(value["__ndarray__"], dtype=value["dtype"])
+            items, dtype = value["__ndarray__"], value.get("dtype")
+            if (not isinstance(dtype, str) or not _STATE_ARRAY_DTYPE.fullmatch(dtype)
+                    or not isinstance(items, list) or len(items) > _STATE_ARRAY_MAX
+                    or not all(isinstance(i, int) and not isinstance(i, bool) for i in items)):
+                raise ValueError("a generator state array must be a short list of integers "
+                                 "with an integer dtype")
+            try:
+                return np.array(items, dtype=dtype)
+            except OverflowError as exc:
+                raise ValueError(f"generator state array out of range ({exc})") from exc
         return {k: _decode(v) for k, v in value.items()}
     return value
 
@@ -142,6 +173,11 @@ def write_checkpoint(path, state, version=""):
 def read_checkpoint(path):
     """Read a checkpoint written by :func:`write_checkpoint` (or a version 1 file).
 
+    The header is validated first (types, ranges, generator states that
+    restore), then only the expected arrays are read, each after its declared
+    shape and dtype have been compared with the header
+    (:class:`fastann.container.Archive`); all must be finite.
+
     Returns
     -------
     CheckpointState
@@ -152,38 +188,79 @@ def read_checkpoint(path):
     FileNotFoundError
         ``path`` does not exist.
     CheckpointError
-        Not a readable fastann checkpoint of a supported version, or entries missing.
+        Not a readable fastann checkpoint of a supported version, a header
+        field of the wrong type or range, missing arrays or arrays that do not
+        fit the header, or non-finite values; the message names the file and
+        the field or array.
     """
-    header, arrays = read_archive(path, FORMAT, {1, FORMAT_VERSION}, kind="checkpoint",
-                                   error=CheckpointError)
+    with open_archive(path, FORMAT, {1, FORMAT_VERSION}, kind="checkpoint",
+                      error=CheckpointError) as archive:
+        sizes = archive.layer_sizes_field()
+        params = archive.params_field()
+        header = dict(
+            n_iter=archive.int_field("n_iter"), t=archive.int_field("t"),
+            history=archive.history_field(), finished=archive.bool_field("finished"),
+            rng_state=_generator_field(archive, "rng_state"),
+            initial_rng_state=_generator_field(archive, "initial_rng_state"),
+            data=archive.dict_field("data"),
+            stale=archive.int_field("stale"),
+            fastann_version=archive.str_field("fastann_version", default=""))
+        best_loss = archive.number_field("best_loss", allow_none=True)
+        dtype = np.dtype(params.get("dtype", "float32"))
+        n_params = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+
+        def vector(name, optional=True):
+            return archive.array(name, [(0,), (n_params,)] if optional else (n_params,), "f",
+                                 dtype)
+
+        if archive.version == 1:
+            solver = params.get("solver", "adam")
+            parameters, best = vector("flat_params", False), vector("best_params")
+            first, second = vector("optimizer_state1"), vector("optimizer_state2")
+            adam, empty = solver in ("adam", "adamw"), first[:0]
+            optimizer_state = {"velocity": first if solver in ("momentum", "nesterov") else empty,
+                               "m": first if adam else empty, "v": second if adam else empty}
+        else:
+            parameters, best = vector("parameters", False), vector("best_parameters")
+            optimizer_state = {name: vector(name) for name in OPTIMIZER_STATE}
+        if (best_loss is None) != (best.size == 0):
+            raise archive.error("best_loss and the best parameters must be given together "
+                                f"(best_loss {best_loss}, {best.size} best parameters)",
+                                field="best_loss")
+        solver = params.get("solver", "adam")
+        if solver in kernels.OPTIMIZERS or solver == "gd":
+            code = kernels.OPTIMIZERS["sgd" if solver == "gd" else solver]
+            for name, size in kernels.optimizer_state_sizes(code, n_params).items():
+                if optimizer_state[name].size != size:
+                    found = optimizer_state[name].size
+                    raise archive.error(f"optimizer state {name!r} has {found} values; solver "
+                                        f"{solver!r} keeps {size}",
+                                        field="params.solver")
+        classes = archive.array("classes", (sizes[-1],), CLASS_KINDS)
+        scale = archive.array("normalization_scale", (sizes[0],), "f", dtype)
+        shift = archive.array("normalization_shift", (sizes[0],), "f", dtype)
+        params = archive.check_hidden_layers(params, sizes)
+        check_classes(archive, classes)
+        for name, array in [("parameters", parameters), ("best_parameters", best),
+                            ("normalization_scale", scale), ("normalization_shift", shift),
+                            *optimizer_state.items()]:
+            check_finite(archive, name, array)
+    return CheckpointState(
+        hyperparameters=params, layer_sizes=sizes, classes=classes,
+        normalization_scale=scale, normalization_shift=shift, parameters=parameters,
+        optimizer_state=optimizer_state,
+        best_loss=math.inf if best_loss is None else best_loss,
+        best_weights=best if best.size else None, **header)
+
+
+def _generator_field(archive, name):
+    """A header field holding a generator state that :func:`restore_generator` accepts."""
+    value = archive.dict_field(name)
     try:
-        if header["format_version"] == 1:
-            solver = header["params"]["solver"]
-            first, second = arrays["optimizer_state1"], arrays["optimizer_state2"]
-            momentum = solver in ("momentum", "nesterov")
-            empty = first[:0]
-            arrays["parameters"] = arrays["flat_params"]
-            arrays["best_parameters"] = arrays["best_params"]
-            arrays["velocity"] = first if momentum else empty
-            arrays["m"] = first if solver in ("adam", "adamw") else empty
-            arrays["v"] = second if solver in ("adam", "adamw") else empty
-        best = arrays["best_parameters"]
-        return CheckpointState(
-            hyperparameters=dict(header["params"]),
-            layer_sizes=[int(s) for s in header["layer_sizes"]],
-            classes=arrays["classes"], normalization_scale=arrays["normalization_scale"],
-            normalization_shift=arrays["normalization_shift"],
-            parameters=arrays["parameters"],
-            optimizer_state={name: arrays[name] for name in OPTIMIZER_STATE},
-            n_iter=int(header["n_iter"]), t=int(header["t"]),
-            history=list(header["history"]), finished=bool(header["finished"]),
-            rng_state=header["rng_state"], initial_rng_state=header["initial_rng_state"],
-            data=header["data"],
-            best_loss=math.inf if header["best_loss"] is None else float(header["best_loss"]),
-            best_weights=best if best.size else None, stale=int(header["stale"]),
-            fastann_version=str(header.get("fastann_version", "")))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise CheckpointError(f"{path}: malformed checkpoint ({exc})") from exc
+        restore_generator(value)
+    except ValueError as exc:
+        raise archive.error(str(exc), field=name) from None
+    return value
 
 
 def check_fits(state, path, hidden, n_features, n_classes, optimizer):

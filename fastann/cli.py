@@ -1,21 +1,53 @@
-"""The ``fastann`` command line: ``fastann train`` and ``fastann evaluate``."""
-import argparse
-import sys
-import time
+"""The ``fastann`` command line: ``fastann train``, ``evaluate`` and ``experiments``.
 
-import numpy as np
+Every user error is one line on stderr (``fastann: error: ...``), never a
+traceback: bad flag values are argparse usage errors (status 2); unusable
+output paths (``--save``, ``--plots``, ``--checkpoint-dir``) are found before
+any data is loaded or any epoch trained (status 2); if writing the trained
+model still fails at the end (a full disk), the model is kept in a rescue
+file that the message names (status 1). Ctrl-C prints one line and exits with
+status 130, also during start-up: this module imports NumPy, scikit-learn and
+the kernels only inside :func:`main`.
+"""
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
 
 from . import __version__
 from .argtypes import positive_int
-from .hyperparameters import ACTIVATIONS, INITS, NORMALIZATIONS, SOLVERS
-from .model import MLPClassifier
-from .schedules import SCHEDULES
-
-DEFAULTS = MLPClassifier().get_params()
 
 
 class CommandError(Exception):
     """A problem to report on one line (exit status 2), never as a traceback."""
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show ``(default: X)`` once, and not at all for flags without a meaningful default.
+
+    Skipped where the help already says what the default is, and for defaults
+    None and False (options that are off unless given).
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default is None or action.default is False or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+#: Hyper-parameter -> the ``fastann train`` flag that sets it (for error messages).
+FLAGS = {"hidden_layer_sizes": "--hidden", "activation": "--activation", "solver": "--solver",
+         "learning_rate": "--learning-rate", "momentum": "--momentum",
+         "batch_size": "--batch-size", "epochs": "--epochs", "init": "--init",
+         "normalization": "--normalization", "l1": "--l1", "l2": "--l2",
+         "lr_schedule": "--lr-schedule", "lr_decay": "--lr-decay",
+         "lr_step_size": "--lr-step-size", "early_stopping": "--early-stopping",
+         "n_iter_no_change": "--n-iter-no-change", "random_state": "--seed",
+         "dtype": "--dtype", "n_threads": "--threads", "device": "--device"}
 
 
 def hidden_sizes(text):
@@ -45,7 +77,24 @@ def validation_size(text):
     return int(value) if value >= 1 else value
 
 
+def non_negative_int(text):
+    """Parse a non-negative integer (``--seed 0``); anything else is a usage error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
 def build_parser():
+    """The argument parser of the ``fastann`` command (imports the model's option tables)."""
+    from .hyperparameters import ACTIVATIONS, INITS, NORMALIZATIONS, SOLVERS
+    from .model import MLPClassifier
+    from .schedules import SCHEDULES
+
+    defaults = MLPClassifier().get_params()
     parser = argparse.ArgumentParser(
         prog="fastann",
         description="Train and evaluate fully-connected neural networks (MLPs) on MNIST-style "
@@ -57,10 +106,10 @@ def build_parser():
     train = commands.add_parser(
         "train", help="train a model and report test accuracy",
         description="Train an MLP. With no options: MNIST (downloaded and cached on first use), "
-                    f"784-{DEFAULTS['hidden_layer_sizes'][0]}-10 ReLU, Adam, "
-                    f"{DEFAULTS['epochs']} epochs, the classic 50,000/10,000 training/validation "
+                    f"784-{defaults['hidden_layer_sizes'][0]}-10 ReLU, Adam, "
+                    f"{defaults['epochs']} epochs, the classic 50,000/10,000 training/validation "
                     "split, then accuracy on the 10,000 test images.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     data = train.add_argument_group("data")
     data.add_argument("--dataset", default="mnist",
                       help="'mnist', 'fashion-mnist', or a PATH: a directory with the four IDX "
@@ -73,38 +122,49 @@ def build_parser():
                       help="held-out LAST rows of the training set: a count, a fraction, 0 for "
                            "none, or 'auto' (10000 when there are 60000 rows, else 1/6)")
     net = train.add_argument_group("network")
-    net.add_argument("--hidden", type=hidden_sizes, default=DEFAULTS["hidden_layer_sizes"],
-                     metavar="W1,W2,...", help="hidden layer widths; 'none' for softmax regression")
-    net.add_argument("--activation", choices=ACTIVATIONS, default=DEFAULTS["activation"])
-    net.add_argument("--init", choices=INITS, default=DEFAULTS["init"],
+    net.add_argument("--hidden", type=hidden_sizes, default=defaults["hidden_layer_sizes"],
+                     metavar="W1,W2,...",
+                     help="hidden layer widths; 'none' for softmax regression (default: "
+                          f"{','.join(map(str, defaults['hidden_layer_sizes'])) or 'none'})")
+    net.add_argument("--activation", choices=ACTIVATIONS, default=defaults["activation"],
+                     help="hidden-layer activation")
+    net.add_argument("--init", choices=INITS, default=defaults["init"],
                      help="weight initialization (auto: He for ReLU, Xavier otherwise)")
-    net.add_argument("--normalization", choices=NORMALIZATIONS, default=DEFAULTS["normalization"],
+    net.add_argument("--normalization", choices=NORMALIZATIONS, default=defaults["normalization"],
                      help="simple: /255; standard: per-pixel mean/std; auto: simple for images")
-    net.add_argument("--dtype", choices=("float32", "float64"), default=DEFAULTS["dtype"])
+    net.add_argument("--dtype", choices=("float32", "float64"), default=defaults["dtype"],
+                     help="precision of parameters and arithmetic")
     opt = train.add_argument_group("optimization")
-    opt.add_argument("--solver", choices=SOLVERS, default=DEFAULTS["solver"],
+    opt.add_argument("--solver", choices=SOLVERS, default=defaults["solver"],
                      help="gd is full-batch gradient descent")
-    opt.add_argument("--learning-rate", "--lr", type=float, default=DEFAULTS["learning_rate"])
-    opt.add_argument("--momentum", type=float, default=DEFAULTS["momentum"])
-    opt.add_argument("--batch-size", type=positive_int, default=DEFAULTS["batch_size"])
-    opt.add_argument("--epochs", type=positive_int, default=DEFAULTS["epochs"])
-    opt.add_argument("--l1", type=float, default=DEFAULTS["l1"], help="L1 penalty on weights")
-    opt.add_argument("--l2", type=float, default=DEFAULTS["l2"],
+    opt.add_argument("--learning-rate", "--lr", type=float, default=defaults["learning_rate"],
+                     help="initial step size")
+    opt.add_argument("--momentum", type=float, default=defaults["momentum"],
+                     help="momentum coefficient (momentum and nesterov solvers)")
+    opt.add_argument("--batch-size", type=positive_int, default=defaults["batch_size"],
+                     help="samples per update")
+    opt.add_argument("--epochs", type=positive_int, default=defaults["epochs"],
+                     help="passes over the training data")
+    opt.add_argument("--l1", type=float, default=defaults["l1"], help="L1 penalty on weights")
+    opt.add_argument("--l2", type=float, default=defaults["l2"],
                      help="L2 penalty on weights (decoupled weight decay with adamw)")
-    opt.add_argument("--lr-schedule", choices=SCHEDULES, default=DEFAULTS["lr_schedule"])
-    opt.add_argument("--lr-decay", type=float, default=DEFAULTS["lr_decay"],
+    opt.add_argument("--lr-schedule", choices=SCHEDULES, default=defaults["lr_schedule"],
+                     help="learning-rate schedule")
+    opt.add_argument("--lr-decay", type=float, default=defaults["lr_decay"],
                      help="factor for the step and exponential schedules")
-    opt.add_argument("--lr-step-size", type=positive_int, default=DEFAULTS["lr_step_size"],
+    opt.add_argument("--lr-step-size", type=positive_int, default=defaults["lr_step_size"],
                      help="epochs between decays for the step schedule")
     opt.add_argument("--early-stopping", action="store_true",
                      help="stop when validation loss stops improving; keep the best weights")
-    opt.add_argument("--n-iter-no-change", type=positive_int, default=DEFAULTS["n_iter_no_change"])
+    opt.add_argument("--n-iter-no-change", type=positive_int, default=defaults["n_iter_no_change"],
+                     help="epochs without improvement before early stopping stops")
     run = train.add_argument_group("run")
-    run.add_argument("--seed", type=int, default=0, help="random seed (initialization, shuffling)")
+    run.add_argument("--seed", type=non_negative_int, default=0,
+                     help="random seed (initialization, shuffling)")
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                      help="cuda trains on an NVIDIA GPU (needs fastann[cuda])")
     run.add_argument("--threads", type=positive_int, default=None,
-                     help="CPU threads for matrix products (default: all cores)")
+                     help="CPU threads for matrix products (all cores unless given)")
     run.add_argument("--checkpoint-dir", metavar="DIR", default=None,
                      help="write DIR/checkpoint.npz after every epoch (and on Ctrl-C)")
     run.add_argument("--resume", action="store_true",
@@ -119,22 +179,140 @@ def build_parser():
 
     evaluate = commands.add_parser(
         "evaluate", help="accuracy, per-class metrics and confusion matrix of a saved model",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     evaluate.add_argument("model", metavar="MODEL", help="a model file written by --save")
     evaluate.add_argument("--dataset", default="mnist", help="as for train")
-    evaluate.add_argument("--data-dir", default=None)
-    evaluate.add_argument("--split", choices=("test", "train"), default="test")
+    evaluate.add_argument("--data-dir", default=None, help="as for train")
+    evaluate.add_argument("--split", choices=("test", "train"), default="test",
+                          help="which split of the dataset to evaluate on")
     evaluate.set_defaults(handler=run_evaluate)
 
     from . import experiments  # experiments never imports cli (shared helpers: argtypes)
     reproduce = commands.add_parser(
         "experiments", help=experiments.HELP, description=experiments.DESCRIPTION,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     experiments.add_arguments(reproduce)
     reproduce.set_defaults(handler=experiments.run)
     return parser
 
 
+# ------------------------------------------------------------------ output paths
+def _nearest_existing(path):
+    """``path`` or its closest ancestor that exists (absolute)."""
+    path = Path(os.path.abspath(path))
+    while not os.path.lexists(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_directory_writable(directory, flag, given):
+    """Raise CommandError unless files can be created in ``directory`` (created if missing)."""
+    existing = _nearest_existing(directory)
+    if not existing.is_dir():
+        raise CommandError(f"{flag} {given}: {existing} is a file, not a directory")
+    if existing == Path(os.path.abspath(directory)):
+        try:  # the one exact test: create (and remove) a file there
+            with tempfile.TemporaryFile(dir=existing, prefix=".fastann-probe-"):
+                pass
+        except OSError as exc:
+            raise CommandError(f"{flag} {given}: cannot write in {existing} "
+                               f"({exc.strerror or exc})") from None
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        raise CommandError(f"{flag} {given}: cannot create {directory}: {existing} is not "
+                           f"writable")
+
+
+def check_output_file(path, flag):
+    """Raise CommandError unless ``path`` can be written as a file (before any training).
+
+    ``path`` must not be a directory or another non-file, must not lie under a
+    regular file, and its directory must be writable (or creatable).
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise CommandError(f"{flag} {path}: is a directory; give a file name such as "
+                           f"{target / 'model.npz'}")
+    if os.path.lexists(target) and not target.is_file():
+        raise CommandError(f"{flag} {path}: exists and is not a regular file")
+    _check_directory_writable(target.parent, flag, path)
+
+
+def check_output_directory(path, flag):
+    """Raise CommandError unless ``path`` is, or can be created as, a writable directory."""
+    target = Path(path)
+    if os.path.lexists(target) and not target.is_dir():
+        raise CommandError(f"{flag} {path}: exists and is not a directory")
+    _check_directory_writable(target, flag, path)
+
+
+def check_outputs(args, checkpoint):
+    """Check every output path of ``fastann train`` before data is loaded (CommandError)."""
+    if args.checkpoint_dir is not None:
+        check_output_directory(args.checkpoint_dir, "--checkpoint-dir")
+        check_output_file(checkpoint, "--checkpoint-dir")
+    if args.save:
+        check_output_file(args.save, "--save")
+    if args.plots:
+        import importlib.util
+        if importlib.util.find_spec("matplotlib") is None:
+            raise CommandError("--plots needs matplotlib: pip install 'fastann[plot]'")
+        check_output_directory(args.plots, "--plots")
+
+
+def rescue_model(model, path):
+    """Save ``model`` somewhere after writing it to ``path`` failed; return where, or None.
+
+    Tries, in order, a new file next to ``path``, the data cache directory and
+    the system's temporary directory.
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = f"{Path(path).stem or 'model'}.rescued-{stamp}-{os.getpid()}.npz"
+    places = [Path(path).parent]
+    try:
+        from .datasets import data_home
+        places.append(data_home())
+    except Exception:  # noqa: BLE001 - an unusable cache is just one place fewer
+        pass
+    places.append(Path(tempfile.gettempdir()))
+    for place in places:
+        try:
+            model.save(place / name)
+        except OSError:
+            continue
+        return place / name
+    return None
+
+
+def _save_outputs(args, model, X_test, y_test, val_data):
+    """Write ``--save`` and ``--plots``; return the exit status (1 if a write failed)."""
+    if args.save:
+        try:
+            model.save(args.save)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            rescued = rescue_model(model, args.save)
+            kept = (f"the trained model is kept in {rescued}" if rescued is not None
+                    else "no rescue copy could be written either")
+            print(f"fastann: error: could not write {args.save} ({reason}); {kept}",
+                  file=sys.stderr)
+            return 1
+        print(f"saved model to {args.save}")
+    if args.plots:
+        from .plots import save_training_plots
+        try:
+            paths = save_training_plots(model, args.plots, X_test=X_test, y_test=y_test,
+                                        n_validation=None if val_data is None
+                                        else len(val_data[1]))
+        except OSError as exc:
+            saved = f"; the model was saved to {args.save}" if args.save else ""
+            print(f"fastann: error: could not write the figures in {args.plots} "
+                  f"({exc.strerror or exc}){saved}", file=sys.stderr)
+            return 1
+        print(f"wrote {len(paths)} figures to {args.plots}")
+    return 0
+
+
+# ------------------------------------------------------------------- commands
 def load_split(dataset, split, data_dir):
     from .datasets import load_dataset, load_fashion_mnist, load_mnist
     if dataset == "mnist":
@@ -145,8 +323,10 @@ def load_split(dataset, split, data_dir):
 
 
 def run_train(args):
-    import os
+    import numpy as np
+
     from .datasets import train_validation_split
+    from .model import MLPClassifier
     checkpoint = None
     if args.checkpoint_dir is not None:
         checkpoint = os.path.join(args.checkpoint_dir, "checkpoint.npz")
@@ -155,6 +335,7 @@ def run_train(args):
             raise CommandError("--resume needs --checkpoint-dir DIR")
         if not os.path.exists(checkpoint):
             raise CommandError(f"no checkpoint to resume from: {checkpoint} does not exist")
+    check_outputs(args, checkpoint)
     t0 = time.perf_counter()
     X, y = load_split(args.dataset, "train", args.data_dir)
     X_test, y_test = load_split(args.dataset, "test", args.data_dir)
@@ -173,9 +354,10 @@ def run_train(args):
         from .checkpoint import read_checkpoint
         state = read_checkpoint(checkpoint)
         print(f"resuming from {checkpoint} after epoch {state.n_iter}/"
-              f"{state.hyperparameters['epochs']}", flush=True)
+              f"{state.hyperparameters.get('epochs', '?')}", flush=True)
         t1 = time.perf_counter()
-        model = MLPClassifier.resume(checkpoint, X, y, validation_data=val_data)
+        model = _fit(lambda: MLPClassifier.resume(checkpoint, X, y, validation_data=val_data),
+                     checkpoint, args)
         return _report(args, model, X_test, y_test, val_data, time.perf_counter() - t1)
     model = MLPClassifier(
         hidden_layer_sizes=args.hidden, activation=args.activation, solver=args.solver,
@@ -189,26 +371,37 @@ def run_train(args):
     print(f"model: {layers} {args.activation}, {args.solver} lr {args.learning_rate:g}, "
           f"batch {args.batch_size}, {args.epochs} epochs", flush=True)
     t1 = time.perf_counter()
-    model.fit(X, y, validation_data=val_data, checkpoint=checkpoint)
+    _fit(lambda: model.fit(X, y, validation_data=val_data, checkpoint=checkpoint),
+         checkpoint, args)
     return _report(args, model, X_test, y_test, val_data, time.perf_counter() - t1)
 
 
+class WriteError(Exception):
+    """An output could not be written during training (exit status 1)."""
+
+
+def _fit(train, checkpoint, args):
+    """Run ``train()``; a checkpoint that cannot be written becomes a one-line WriteError."""
+    try:
+        return train()
+    except OSError as exc:
+        if checkpoint is None:
+            raise
+        raise WriteError(f"could not write the checkpoint {checkpoint} "
+                         f"({exc.strerror or exc}); training stopped. The last checkpoint "
+                         f"written is intact: free space, then continue with --resume "
+                         f"--checkpoint-dir {args.checkpoint_dir}") from None
+
+
 def _report(args, model, X_test, y_test, val_data, train_seconds):
+    import numpy as np
     test_accuracy = model.score(X_test, y_test)
     epoch_seconds = [r["seconds"] for r in model.history_] or [0.0]
     print(f"trained {len(model.history_)} epochs in {train_seconds:.1f} s "
           f"(first epoch {epoch_seconds[0]:.2f} s incl. kernel load/compile, "
           f"median epoch {np.median(epoch_seconds):.3f} s)")
     print(f"test accuracy: {100 * test_accuracy:.2f}% ({X_test.shape[0]} samples)")
-    if args.save:
-        model.save(args.save)
-        print(f"saved model to {args.save}")
-    if args.plots:
-        from .plots import save_training_plots
-        paths = save_training_plots(model, args.plots, X_test=X_test, y_test=y_test,
-                                    n_validation=None if val_data is None else len(val_data[1]))
-        print(f"wrote {len(paths)} figures to {args.plots}")
-    return 0
+    return _save_outputs(args, model, X_test, y_test, val_data)
 
 
 def run_evaluate(args):
@@ -231,18 +424,48 @@ def run_evaluate(args):
     return 0
 
 
+def _with_flag(message):
+    """Name the command-line flag after scikit-learn's "The 'param' parameter ..." messages."""
+    match = re.search(r"The '(\w+)' parameter of MLPClassifier", message)
+    if match and match.group(1) in FLAGS:
+        return f"{message} (set by {FLAGS[match.group(1)]})"
+    return message
+
+
+def _error(message, status):
+    print(f"fastann: error: {message}", file=sys.stderr)
+    return status
+
+
 def main(argv=None):
-    """Entry point of the ``fastann`` console script; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from .datasets import DatasetError
-    from .exceptions import ModelFileError
+    """Entry point of the ``fastann`` console script; returns the exit status.
+
+    0 on success, 1 when an output could not be written (or memory ran out),
+    2 for a user error (one line on stderr), 130 after Ctrl-C; argparse
+    usage errors raise ``SystemExit(2)``.
+    """
+    args = None
     try:
-        return args.handler(args)
-    except (DatasetError, ModelFileError, FileNotFoundError, PermissionError, ValueError,
-            ImportError, RuntimeError, CommandError) as exc:
-        print(f"fastann: error: {exc}", file=sys.stderr)
-        return 2
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        from .datasets import DatasetError
+        from .exceptions import ModelFileError
+        try:
+            return args.handler(args)
+        except WriteError as exc:
+            return _error(exc, 1)
+        except (DatasetError, ModelFileError, FileNotFoundError, PermissionError, ValueError,
+                ImportError, RuntimeError, CommandError) as exc:
+            return _error(_with_flag(str(exc)), 2)
+        except MemoryError:
+            return _error("out of memory; try smaller --hidden or --batch-size", 1)
+        except BrokenPipeError:  # e.g. `fastann evaluate ... | head`: the reader left
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 1
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            return _error(f"{exc.strerror or exc}{where}", 1)
     except KeyboardInterrupt:
         saved = getattr(args, "checkpoint_dir", None)
         print("fastann: interrupted" + (f"; resume with --resume --checkpoint-dir {saved}"

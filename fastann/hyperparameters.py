@@ -1,7 +1,9 @@
 """The hyper-parameters of ``MLPClassifier``: allowed values, as scikit-learn constraints.
 
 Checked in ``fit`` (scikit-learn's ``_validate_params``), named in every
-message; the command line offers the same choices.
+message; the command line offers the same choices. :func:`check_training_memory`
+refuses, before anything is allocated, a network too large for the memory
+available.
 """
 from numbers import Integral, Real
 
@@ -10,7 +12,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import kernels
 from .backends import DEVICES
+from .backends.cpu import MAX_BUFFER_ROWS
 from .initializers import INITIALIZERS
+from .memory import available_memory, format_bytes
 from .schedules import SCHEDULES
 
 ACTIVATIONS = tuple(kernels.ACTIVATIONS)
@@ -23,6 +27,10 @@ _AT_LEAST_0 = Interval(Real, 0, None, closed="left")
 _ABOVE_0 = Interval(Real, 0, None, closed="neither")
 _COUNT = Interval(Integral, 1, None, closed="left")
 _UNIT = Interval(Real, 0, 1, closed="left")
+# BLAS takes its thread count as a C int; more threads than this is a typo.
+MAX_THREADS = 1 << 16
+# Layer widths above this cannot be allocated on any machine (training_memory).
+_MAX_WIDTH = 1 << 40
 
 CONSTRAINTS = {
     "hidden_layer_sizes": ["array-like", _COUNT],
@@ -48,7 +56,7 @@ CONSTRAINTS = {
     "tol": [_AT_LEAST_0],
     "random_state": [Interval(Integral, 0, None, closed="left"), np.random.Generator, None],
     "dtype": [StrOptions(set(DTYPES)), type, np.dtype],
-    "n_threads": [_COUNT, None],
+    "n_threads": [Interval(Integral, 1, MAX_THREADS, closed="both"), None],
     "device": [StrOptions(set(DEVICES))],
     "verbose": ["verbose"],
 }
@@ -75,3 +83,78 @@ def float_dtype(dtype):
     if np.dtype(dtype).name not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     return np.dtype(dtype)
+
+
+def training_memory(layer_sizes, dtype, solver, batch_size, n_samples, early_stopping=False):
+    """Bytes ``fit`` allocates for a network: parameters, optimizer state and work buffers.
+
+    Counts the parameters, their per-epoch snapshot (for rolling back a
+    diverged or interrupted epoch), the optimizer state and its snapshot,
+    early stopping's copy of the best weights, the gradients and the epoch's
+    work buffers (:func:`fastann.kernels.training_buffer_shapes`, with the
+    larger sparse-input variant) and the initializer's float64 draw of the
+    largest layer. Training data and validation predictions are not counted.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        ``[n_features, *hidden, n_classes]`` (Python ints of any size).
+    dtype : str or numpy dtype
+        float32 or float64.
+    solver : str
+        A name from :data:`SOLVERS`.
+    batch_size, n_samples : int
+    early_stopping : bool
+
+    Returns
+    -------
+    int
+        The estimate in bytes.
+    """
+    sizes = [int(s) for s in layer_sizes]
+    itemsize = np.dtype(dtype).itemsize
+    pairs = list(zip(sizes, sizes[1:]))
+    n_params = sum(a * b + b for a, b in pairs)
+    largest_layer = max((a * b for a, b in pairs), default=0)
+    optimizer = kernels.OPTIMIZERS["sgd" if solver == "gd" else solver]
+    n_state = sum(kernels.optimizer_state_sizes(optimizer, n_params).values())
+    floats = n_params * (3 + bool(early_stopping)) + 2 * n_state
+    estimate = floats * itemsize + largest_layer * 8
+    if max(sizes, default=0) > _MAX_WIDTH:  # hopeless anyway; keep the int arithmetic exact
+        return estimate
+    batch = int(n_samples) if solver == "gd" else min(int(batch_size), int(n_samples))
+    capacity = max(1, min(batch, MAX_BUFFER_ROWS))
+    for shape, kind in kernels.training_buffer_shapes(sizes, capacity, batch, True).values():
+        count = 1
+        for extent in shape:
+            count *= int(extent)
+        estimate += count * (itemsize if kind == "float" else np.dtype(kind).itemsize)
+    return estimate
+
+
+def check_training_memory(layer_sizes, dtype, solver, batch_size, n_samples,
+                          early_stopping=False):
+    """Raise ValueError if :func:`training_memory` exceeds the memory available now.
+
+    Called before ``fit`` allocates anything, so that an impossible network
+    (``hidden_layer_sizes=(10**9,)``) fails at once with the estimate rather
+    than with NumPy's ``MemoryError`` or the out-of-memory killer.
+
+    Parameters
+    ----------
+    As :func:`training_memory`.
+
+    Raises
+    ------
+    ValueError
+        The estimate exceeds :func:`fastann.memory.available_memory` (the
+        message gives both).
+    """
+    needed = training_memory(layer_sizes, dtype, solver, batch_size, n_samples, early_stopping)
+    available = available_memory()
+    if available is not None and needed > available:
+        sizes = "-".join(str(int(s)) for s in layer_sizes)
+        raise ValueError(f"a {sizes} network ({np.dtype(dtype).name}, solver {solver!r}) needs "
+                         f"about {format_bytes(needed)} of memory for its parameters, optimizer "
+                         f"state and work buffers, but only {format_bytes(available)} is "
+                         f"available: use smaller hidden_layer_sizes")

@@ -12,7 +12,7 @@ from .checkpoint import CheckpointError, check_fits, data_fingerprint, generator
     read_checkpoint, restore_generator
 from .container import classes_array
 from .exceptions import ModelFileError
-from .hyperparameters import CONSTRAINTS, float_dtype, hidden_widths
+from .hyperparameters import CONSTRAINTS, check_training_memory, float_dtype, hidden_widths
 from .initializers import INITIALIZERS, default_init
 from .persistence import SavedModel, read_model, write_model
 from .schedules import scheduled_learning_rate
@@ -366,6 +366,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.normalization_scale_, self.normalization_shift_ = normalization_map(
             X, self.normalization, dtype)
         d = X.shape[1]
+        check_training_memory([d, *hidden, len(self.classes_)], dtype, self.solver,
+                              self.batch_size, X.shape[0], self.early_stopping)
         sizes = np.array([d, *hidden, len(self.classes_)], dtype=np.int64)
         init = INITIALIZERS[default_init(self.activation) if self.init == "auto" else self.init]
         w_off, b_off = kernels.parameter_offsets(sizes)

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .container import classes_array, read_archive, write_archive
-from .exceptions import ModelFileError
+from .container import (CLASS_KINDS, check_classes, check_finite, classes_array, open_archive,
+                        write_archive)
 
 FORMAT = "fastann-mlp"
 FORMAT_VERSION = 1
@@ -87,7 +87,13 @@ def write_model(path, saved, version):
 
 
 def read_model(path):
-    """Read and check a model file's layout.
+    """Read a model file and check it against its header's schema.
+
+    The header is read and validated first (types, ranges, consistency);
+    then only the expected arrays are read, each after its declared shape and
+    dtype have been compared with what the header implies
+    (:class:`fastann.container.Archive`). Parameters and normalization must
+    be finite, classes distinct and sorted.
 
     Returns
     -------
@@ -98,36 +104,36 @@ def read_model(path):
     FileNotFoundError
         ``path`` does not exist.
     ModelFileError
-        Not a fastann model file, truncated or corrupted, an unsupported
-        format version, missing entries, or arrays whose shapes or dtypes do
-        not match the header.
+        Not a regular file or not a fastann model file, truncated or
+        corrupted, an unsupported format version, a header field of the wrong
+        type or range, missing arrays, arrays whose shapes or dtypes do not
+        match the header, or non-finite or duplicate values. The message
+        names the file and the field or array.
     """
-    header, arrays = read_archive(path, FORMAT, {FORMAT_VERSION})
-    try:
-        sizes = [int(s) for s in header["layer_sizes"]]
+    with open_archive(path, FORMAT, {FORMAT_VERSION}) as archive:
+        sizes = archive.layer_sizes_field()
+        params = archive.params_field()
+        n_iter = archive.int_field("n_iter", default=0)
+        t = archive.int_field("t", default=0)
+        history = archive.history_field()
+        version = archive.str_field("fastann_version", default="")
+        dtype = np.dtype(params.get("dtype", "float32"))
         n_layers = len(sizes) - 1
-        saved = SavedModel(
-            hyperparameters=dict(header["params"]), layer_sizes=sizes,
-            classes=arrays["classes"],
-            coefs=[arrays[f"coef_{i}"] for i in range(n_layers)],
-            intercepts=[arrays[f"intercept_{i}"] for i in range(n_layers)],
-            normalization_scale=arrays["normalization_scale"],
-            normalization_shift=arrays["normalization_shift"],
-            n_iter=int(header.get("n_iter", 0)), t=int(header.get("t", 0)),
-            history=list(header.get("history", [])),
-            fastann_version=str(header.get("fastann_version", "")))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path}: model file is missing or has malformed entries "
-                             f"({exc})") from exc
-    expected = [(sizes[i], sizes[i + 1]) for i in range(n_layers)]
-    if ([c.shape for c in saved.coefs] != expected
-            or [b.shape for b in saved.intercepts] != [(s,) for s in sizes[1:]]
-            or saved.classes.shape != (sizes[-1],)
-            or saved.normalization_scale.shape != (sizes[0],)
-            or saved.normalization_shift.shape != (sizes[0],)):
-        raise ModelFileError(f"{path}: array shapes do not match the header's layer sizes {sizes}")
-    floats = saved.coefs + saved.intercepts + [saved.normalization_scale,
-                                               saved.normalization_shift]
-    if len({a.dtype for a in floats}) != 1 or floats[0].dtype not in (np.float32, np.float64):
-        raise ModelFileError(f"{path}: parameter arrays are not all float32 or all float64")
-    return saved
+        classes = archive.array("classes", (sizes[-1],), CLASS_KINDS)
+        coefs = [archive.array(f"coef_{i}", (sizes[i], sizes[i + 1]), "f", dtype)
+                 for i in range(n_layers)]
+        intercepts = [archive.array(f"intercept_{i}", (sizes[i + 1],), "f", dtype)
+                      for i in range(n_layers)]
+        scale = archive.array("normalization_scale", (sizes[0],), "f", dtype)
+        shift = archive.array("normalization_shift", (sizes[0],), "f", dtype)
+        params = archive.check_hidden_layers(params, sizes)
+        check_classes(archive, classes)
+        for i in range(n_layers):
+            check_finite(archive, f"coef_{i}", coefs[i])
+            check_finite(archive, f"intercept_{i}", intercepts[i])
+        check_finite(archive, "normalization_scale", scale)
+        check_finite(archive, "normalization_shift", shift)
+    return SavedModel(hyperparameters=params, layer_sizes=sizes, classes=classes, coefs=coefs,
+                      intercepts=intercepts, normalization_scale=scale,
+                      normalization_shift=shift, n_iter=n_iter, t=t, history=history,
+                      fastann_version=version)

@@ -1,4 +1,6 @@
 """Input validation: turn user data into the arrays the kernels expect, or say what is wrong."""
+import collections.abc
+import datetime
 import numbers
 import warnings
 
@@ -11,6 +13,18 @@ def _reject_sparse(X, name):
     if hasattr(X, "toarray") or hasattr(X, "tocsr"):
         raise TypeError(f"{name} is a sparse matrix; fastann needs dense data "
                         f"(sparse input is not supported): call X.toarray() first")
+
+
+def _reject_iterator(X, name):
+    """Generators and other one-shot iterators have no length or shape to check."""
+    if isinstance(X, (collections.abc.Iterator, collections.abc.Generator)):
+        raise TypeError(f"{name} is a {type(X).__name__} (an iterator), not an array: fastann "
+                        f"needs an array-like with a shape, e.g. np.array(list({name}))")
+
+
+def _is_dateish(value):
+    return isinstance(value, (np.datetime64, np.timedelta64, datetime.date, datetime.time,
+                              datetime.timedelta))
 
 
 def check_features(X, *, dtype, name="X"):
@@ -40,7 +54,13 @@ def check_features(X, *, dtype, name="X"):
     _reject_sparse(X, name)
     if X is None:
         raise ValueError(f"{name} is None; expected a 2-D array of shape (n_samples, n_features)")
+    _reject_iterator(X, name)
     arr = np.asarray(X)
+    if arr.dtype.kind in "mM" or (arr.dtype.kind == "O" and any(map(_is_dateish, arr.flat))):
+        kind = "dates or times" if arr.dtype.kind != "m" else "time differences"
+        raise ValueError(f"{name} holds {kind} (dtype {arr.dtype}), which are not numeric "
+                         f"features: convert them to numbers yourself (e.g. days since a "
+                         f"reference date) before fitting")
     if np.iscomplexobj(arr):
         raise ValueError(f"Complex data not supported: {name} has dtype {arr.dtype}")
     if arr.ndim != 2:
@@ -93,7 +113,11 @@ def check_labels(y, n_samples):
     if y is None:
         raise ValueError("requires y to be passed, but the target y is None")
     _reject_sparse(y, "y")
+    _reject_iterator(y, "y")
     arr = np.asarray(y)
+    if arr.dtype.kind in "US" and not isinstance(y, np.ndarray):
+        # np.asarray([1, "a"]) silently makes strings of the numbers: look at the items.
+        _check_label_types(np.asarray(y, dtype=object))
     if arr.ndim == 2 and arr.shape[1] == 1:
         warnings.warn("A column-vector y was passed when a 1d array was expected. "
                       "Please change the shape of y to (n_samples,), for example using ravel().",
@@ -110,16 +134,40 @@ def check_labels(y, n_samples):
             raise ValueError("Unknown label type: continuous values in y; "
                              "MLPClassifier needs discrete class labels")
     elif arr.dtype.kind == "O":
+        strings = _check_label_types(arr)
         if any(isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral)
                and not float(v).is_integer() for v in arr):
             raise ValueError("Unknown label type: continuous values in y")
         try:
-            arr = arr.astype(str) if any(isinstance(v, str) for v in arr) else arr.astype(np.int64)
-        except (TypeError, ValueError) as exc:
+            arr = arr.astype(str) if strings else arr.astype(np.int64)
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"Unknown label type: y mixes labels of several kinds ({exc})") from exc
     elif arr.dtype.kind not in "biuUS":
         raise ValueError(f"Unknown label type: y has dtype {arr.dtype}")
     return arr
+
+
+def _check_label_types(labels):
+    """Raise ValueError unless the items of an object array are all strings or all numbers.
+
+    Returns
+    -------
+    bool
+        Whether the labels are strings.
+    """
+    kinds = set()
+    for value in labels.ravel():
+        if isinstance(value, (str, np.str_, bytes)):
+            kinds.add("string")
+        elif isinstance(value, (numbers.Real, np.bool_)):
+            kinds.add("number")
+        else:
+            raise ValueError(f"Unknown label type: y holds {type(value).__name__} values "
+                             f"({value!r}); class labels are numbers or strings")
+        if len(kinds) > 1:
+            raise ValueError("Mix of label input types (string and number) in y: use labels "
+                             "of one type, e.g. y.astype(str)")
+    return kinds == {"string"}
 
 
 def encode_labels(y, classes):

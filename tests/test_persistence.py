@@ -1,6 +1,8 @@
 """Saving and loading models: exact round trips, no pickle, clear errors, atomic writes."""
 import json
 import os
+import pickle
+import signal
 import zipfile
 
 import numpy as np
@@ -293,3 +295,151 @@ def test_interrupted_save_keeps_the_previous_file(tmp_path, monkeypatch):
     assert path.read_bytes() == before
     monkeypatch.undo()
     np.testing.assert_array_equal(fastann.load(path).predict_proba(X), model.predict_proba(X))
+
+
+# ------------------------------------------------------- header schema
+@pytest.mark.parametrize("changes,field", [
+    ({"layer_sizes": []}, "layer_sizes"),
+    ({"layer_sizes": [5]}, "layer_sizes"),
+    ({"layer_sizes": "5,8,4,3"}, "layer_sizes"),
+    ({"layer_sizes": [5, 8.0, 4, 3]}, "layer_sizes"),
+    ({"layer_sizes": [5, -8, 4, 3]}, "layer_sizes"),
+    ({"layer_sizes": [5, True, 4, 3]}, "layer_sizes"),
+    ({"layer_sizes": [5, 8, 4, 1]}, "layer_sizes"),
+    ({"layer_sizes": [[5], 8, 4, 3]}, "layer_sizes"),
+    ({"n_iter": "3"}, "n_iter"),
+    ({"n_iter": -1}, "n_iter"),
+    ({"n_iter": 1.5}, "n_iter"),
+    ({"n_iter": [3]}, "n_iter"),
+    ({"t": None}, "'t'"),
+    ({"t": True}, "'t'"),
+    ({"params": [1, 2]}, "params"),
+    ({"params": "adam"}, "params"),
+    ({"history": "none"}, "history"),
+    ({"history": [1]}, "history[0]"),
+    ({"history": [{"epoch": 1}]}, "history[0]"),
+    ({"fastann_version": 3}, "fastann_version"),
+])
+def test_malformed_header_fields_name_the_file_and_the_field(tmp_path, changes, field):
+    _, _, path = saved(tmp_path)
+    edit_header(path, **changes)
+    error = assert_model_file_error(path)
+    assert field in str(error)
+
+
+@pytest.mark.parametrize("params,field", [
+    ({"learning_rate": [0.1]}, "params.learning_rate"),
+    ({"l1": {"a": 1}}, "params.l1"),
+    ({"dtype": "int8"}, "params.dtype"),
+    ({"hidden_layer_sizes": [9, 4]}, "params.hidden_layer_sizes"),
+    ({"hidden_layer_sizes": ["8", "4"]}, "params.hidden_layer_sizes"),
+    ({"epochs": 10**30}, "params.epochs"),
+    ({"learning_rate": "fast"}, "learning_rate"),     # the estimator names it
+    ({"early_stopping": "no"}, "early_stopping"),
+    ({"n_threads": 10**12}, "n_threads"),
+])
+def test_malformed_hyper_parameters_are_named(tmp_path, params, field):
+    model, _, path = saved(tmp_path)
+    edit_header(path, params={**model.get_params(), **params})
+    assert field in str(assert_model_file_error(path))
+
+
+def test_non_finite_hyper_parameters_are_refused(tmp_path):
+    model, _, path = saved(tmp_path)
+    with np.load(path, allow_pickle=False) as archive:
+        text = str(archive["header"])
+    header = json.loads(text)
+    header["params"]["l2"] = "NAN_HERE"
+    rewrite(path, header=np.array(json.dumps(header).replace('"NAN_HERE"', "NaN")))
+    assert "params.l2" in str(assert_model_file_error(path))
+
+
+def test_a_history_record_of_the_wrong_type_is_named(tmp_path):
+    model, _, path = saved(tmp_path)
+    history = [dict(record) for record in model.history_]
+    history[1]["train_loss"] = "low"
+    edit_header(path, history=history)
+    assert "history[1].train_loss" in str(assert_model_file_error(path))
+
+
+def test_a_missing_params_field_takes_the_hidden_sizes_from_layer_sizes(tmp_path):
+    model, X, path = saved(tmp_path)
+    params = model.get_params()
+    del params["hidden_layer_sizes"], params["activation"]
+    edit_header(path, params=params)
+    loaded = fastann.load(path)
+    assert loaded.hidden_layer_sizes == (8, 4) and loaded.activation == "relu"
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+# ------------------------------------------------------- loaded values
+@pytest.mark.parametrize("name,value,message", [
+    ("coef_1", np.nan, "'coef_1' contains NaN"),
+    ("intercept_0", np.inf, "'intercept_0' contains infinity"),
+    ("normalization_scale", np.nan, "'normalization_scale' contains NaN"),
+    ("normalization_shift", -np.inf, "'normalization_shift' contains infinity"),
+])
+def test_non_finite_arrays_are_refused(tmp_path, name, value, message):
+    _, _, path = saved(tmp_path)
+    with np.load(path, allow_pickle=False) as archive:
+        array = archive[name].copy()
+    array.flat[0] = value
+    rewrite(path, **{name: array})
+    assert_model_file_error(path, message)
+
+
+@pytest.mark.parametrize("classes,message", [
+    ([0, 0, 2], "duplicate"),
+    (["b", "a", "c"], "unsorted"),
+    ([0.0, np.nan, 2.0], "NaN"),
+])
+def test_bad_classes_are_refused(tmp_path, classes, message):
+    _, _, path = saved(tmp_path)
+    rewrite(path, classes=np.array(classes))
+    assert_model_file_error(path, message)
+
+
+def test_an_extra_member_is_ignored(tmp_path):
+    model, X, path = saved(tmp_path)
+    rewrite(path, unexpected=np.arange(5))
+    np.testing.assert_array_equal(fastann.load(path).predict_proba(X), model.predict_proba(X))
+
+
+# ------------------------------------------------ what is not a model file
+def test_a_directory_is_not_a_model(tmp_path):
+    assert_model_file_error(tmp_path, "directory")
+
+
+def test_a_fifo_is_refused_at_once(tmp_path):
+    fifo = tmp_path / "model.npz"
+    os.mkfifo(fifo)
+
+    def hung(signum, frame):
+        raise AssertionError("fastann.load blocked on a FIFO")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    try:
+        assert_model_file_error(fifo, "FIFO")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("content", [b"hello, not a model", pickle.dumps({"a": 1}),
+                                     b"\x93NUMPY\x01\x00garbage"])
+def test_files_that_are_not_archives_get_no_unsafe_advice(tmp_path, content):
+    path = tmp_path / "model.npz"
+    path.write_bytes(content)
+    message = str(assert_model_file_error(path, "not a fastann model file"))
+    assert "pickle" not in message and "unsafe" not in message
+
+
+def test_a_model_trained_on_cuda_predicts_on_the_cpu(tmp_path):
+    """The device is a training choice: a file saying device="cuda" loads and predicts anywhere."""
+    model, X, path = saved(tmp_path)
+    edit_header(path, params={**model.get_params(), "device": "cuda"})
+    loaded = fastann.load(path)
+    assert loaded.device == "cuda"
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))

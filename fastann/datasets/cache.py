@@ -31,7 +31,7 @@ from ..files import atomic_write
 from ._common import SPLITS, say
 from .errors import DatasetError
 
-__all__ = ["data_home"]
+__all__ = ["check_cache_entries", "data_home"]
 
 CACHE_FILE = "mnist.npz"
 CACHE_META_FILE = "mnist.json"
@@ -59,10 +59,43 @@ def data_home(data_dir: str | os.PathLike | None = None) -> Path:
     -------
     pathlib.Path
         The directory; it is created if missing.
+
+    Raises
+    ------
+    DatasetError
+        The path exists but is not a directory, or it cannot be created.
     """
     home = Path(data_dir).expanduser() if data_dir is not None else _default_data_home()
-    home.mkdir(parents=True, exist_ok=True)
+    if home.exists() and not home.is_dir():
+        raise DatasetError(f"data directory {home} is not a directory; pass another data_dir "
+                           f"(--data-dir) or set FASTANN_DATA")
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"cannot create the data directory {home} "
+                           f"({exc.strerror or exc})") from exc
     return home
+
+
+def check_cache_entries(home: Path) -> None:
+    """Raise DatasetError if a cache entry of ``home`` exists but is not a regular file.
+
+    A directory (or FIFO...) named ``mnist.npz``, ``mnist.json`` or
+    ``.mnist.lock`` could be neither read nor replaced: every load would
+    download MNIST again and then fail to write it.
+
+    Raises
+    ------
+    DatasetError
+        Naming the entry and what to do.
+    """
+    for name in (CACHE_FILE, CACHE_META_FILE, MNIST_LOCK_FILE):
+        entry = home / name
+        if (entry.exists() or entry.is_symlink()) and not entry.is_file():
+            what = "a directory" if entry.is_dir() else "not a regular file"
+            raise DatasetError(f"{entry} is {what}, but fastann keeps its MNIST cache "
+                               f"there: remove it, or use another data directory "
+                               f"(data_dir=, --data-dir or FASTANN_DATA)")
 
 
 def _array_sha256(array: np.ndarray) -> str:
@@ -119,7 +152,14 @@ def _read_mnist_cache(home: Path, split: str) -> tuple[np.ndarray, np.ndarray] |
     tuple of numpy.ndarray or None
         ``(X, y)``: uint8 ``(n, 784)`` and uint8 ``(n,)``. None (after a
         message on stderr if the cache exists but is unusable) otherwise.
+
+    Raises
+    ------
+    DatasetError
+        A cache entry is a directory or another non-file
+        (:func:`check_cache_entries`): fetching again could not replace it.
     """
+    check_cache_entries(home)
     cache = home / CACHE_FILE
     if not cache.is_file():
         return None
