@@ -80,7 +80,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     dtype : {"float32", "float64"}, default="float32"
         Precision of parameters and arithmetic.
     n_threads : int or None, default=None
-        BLAS threads (None: all available cores).
+        BLAS threads. None keeps a BLAS limit already in force (set by
+        ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS``/``MKL_NUM_THREADS``, a
+        ``threadpoolctl.threadpool_limits`` block, or joblib's and Dask's
+        workers, see :func:`fastann.threads.thread_budget`), else uses all
+        available cores.
     device : {"cpu", "cuda"}, default="cpu"
         ``cuda`` trains with the numba.cuda twins of the kernels
         (:mod:`fastann.kernels.cuda`), keeping data and parameters on the GPU;
