@@ -93,9 +93,15 @@ def build_parser():
                      help="L2 penalty on weights (decoupled weight decay with adamw)")
     opt.add_argument("--lr-schedule", choices=SCHEDULES, default=DEFAULTS["lr_schedule"])
     opt.add_argument("--lr-decay", type=float, default=DEFAULTS["lr_decay"],
-                     help="factor for the step and exponential schedules")
+                     help="factor for the step, exponential and plateau schedules")
     opt.add_argument("--lr-step-size", type=positive_int, default=DEFAULTS["lr_step_size"],
                      help="epochs between decays for the step schedule")
+    opt.add_argument("--lr-patience", type=positive_int, default=DEFAULTS["lr_patience"],
+                     help="plateau: epochs without improvement before the rate is reduced")
+    opt.add_argument("--min-lr", type=float, default=DEFAULTS["min_lr"],
+                     help="plateau: the rate is never reduced below this")
+    opt.add_argument("--warmup-epochs", type=int, default=DEFAULTS["warmup_epochs"],
+                     help="linear warm-up over this many epochs, composed with any schedule")
     opt.add_argument("--early-stopping", action="store_true",
                      help="stop when validation loss stops improving; keep the best weights")
     opt.add_argument("--n-iter-no-change", type=positive_int, default=DEFAULTS["n_iter_no_change"])
@@ -182,7 +188,8 @@ def run_train(args):
         learning_rate=args.learning_rate, momentum=args.momentum, batch_size=args.batch_size,
         epochs=args.epochs, init=args.init, normalization=args.normalization, l1=args.l1,
         l2=args.l2, lr_schedule=args.lr_schedule, lr_decay=args.lr_decay,
-        lr_step_size=args.lr_step_size, early_stopping=args.early_stopping,
+        lr_step_size=args.lr_step_size, lr_patience=args.lr_patience, min_lr=args.min_lr,
+        warmup_epochs=args.warmup_epochs, early_stopping=args.early_stopping,
         n_iter_no_change=args.n_iter_no_change, random_state=args.seed, dtype=args.dtype,
         n_threads=args.threads, device=args.device, verbose=0 if args.quiet else 2)
     layers = "-".join(str(s) for s in (X.shape[1], *args.hidden, np.unique(y).size))
