@@ -1,4 +1,4 @@
-"""The ``fastann`` command line: ``fastann train`` and ``fastann evaluate``."""
+"""The ``fastann`` command line: ``fastann train``, ``evaluate``, ``experiments`` and ``sweep``."""
 import argparse
 import sys
 import time
@@ -54,7 +54,7 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
-    # The data, network and optimization options (a parent parser, to be shared).
+    # The data, network and optimization options: train's, shared by sweep.
     common = argparse.ArgumentParser(add_help=False)
     data = common.add_argument_group("data")
     data.add_argument("--dataset", default="mnist",
@@ -143,11 +143,18 @@ def build_parser():
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     experiments.add_arguments(reproduce)
     reproduce.set_defaults(handler=experiments.run)
+
+    from . import sweep  # imports dask only when a sweep runs
+    sweeper = commands.add_parser(
+        "sweep", help=sweep.HELP, description=sweep.DESCRIPTION, parents=[common],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sweep.add_arguments(sweeper)
+    sweeper.set_defaults(handler=run_sweep)
     return parser
 
 
 def estimator_params(args):
-    """``MLPClassifier`` keyword arguments of the training options, ``--seed`` and ``--threads``."""
+    """``MLPClassifier`` keyword arguments of the shared training options, ``--seed`` and ``--threads``."""
     return dict(
         hidden_layer_sizes=args.hidden, activation=args.activation, solver=args.solver,
         learning_rate=args.learning_rate, momentum=args.momentum, batch_size=args.batch_size,
@@ -157,6 +164,11 @@ def estimator_params(args):
         warmup_epochs=args.warmup_epochs, early_stopping=args.early_stopping,
         n_iter_no_change=args.n_iter_no_change, random_state=args.seed, dtype=args.dtype,
         n_threads=args.threads)
+
+
+def run_sweep(args):
+    from . import sweep
+    return sweep.run(args, estimator_params(args))
 
 
 def load_split(dataset, split, data_dir):

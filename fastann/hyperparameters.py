@@ -6,7 +6,7 @@ message; the command line offers the same choices.
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 
 from . import kernels
 from .backends import DEVICES
@@ -78,3 +78,28 @@ def float_dtype(dtype):
     if np.dtype(dtype).name not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     return np.dtype(dtype)
+
+
+def check_parameters(params):
+    """Check ``MLPClassifier`` keyword arguments as ``fit`` would, without an estimator.
+
+    Parameters
+    ----------
+    params : dict
+        Any subset of the constructor's parameters.
+
+    Raises
+    ------
+    ValueError
+        An unknown name, or a value outside its constraint (scikit-learn's
+        ``InvalidParameterError``, also a ``TypeError``, names the parameter).
+    """
+    unknown = sorted(set(params) - set(CONSTRAINTS))
+    if unknown:
+        raise ValueError(f"unknown MLPClassifier parameter(s): {', '.join(unknown)}")
+    validate_parameter_constraints({name: CONSTRAINTS[name] for name in params}, params,
+                                   caller_name="MLPClassifier")
+    if "hidden_layer_sizes" in params:
+        hidden_widths(params["hidden_layer_sizes"])
+    if "dtype" in params:
+        float_dtype(params["dtype"])
