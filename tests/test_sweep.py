@@ -289,6 +289,20 @@ def test_killing_a_worker_mid_sweep_still_finishes_every_trial_once(tmp_path, da
     capsys.readouterr()
 
 
+def test_experiments_run_on_the_same_engine(tmp_path, dask_cluster, capsys):
+    pytest.importorskip("matplotlib")
+    from fastann import experiments
+    address, _ = dask_cluster
+    out = tmp_path / "report"
+    assert experiments.main(["--quick", "--only", "002,004", "--dataset", DATA,
+                             "--out", str(out), "--scheduler", address]) == 0
+    report = (out / "REPORT.md").read_text()
+    assert "dask.distributed" in report and address in report
+    rows = [line for line in report.splitlines() if line.startswith("| ") and " 002 " in line]
+    assert rows
+    assert "wrote" in capsys.readouterr().out
+
+
 def test_data_is_split_like_train():
     data = load_data(DATA)
     assert (len(data.y_train), len(data.y_val), len(data.y_test)) == (1667, 333, 500)
