@@ -108,7 +108,7 @@ def test_resume_with_plateau_and_warmup_is_bit_identical(tmp_path, monkeypatch, 
         assert np.array_equal(a, b)
 
 
-def test_new_options_are_validated_and_on_the_command_line(capsys):
+def test_new_options_are_validated_and_on_the_command_line(tmp_path, capsys):
     with pytest.raises(ValueError, match="lr_patience"):
         MLPClassifier(lr_patience=0).fit(np.eye(4), [0, 1, 0, 1])
     with pytest.raises(ValueError, match="warmup_epochs"):
@@ -117,7 +117,12 @@ def test_new_options_are_validated_and_on_the_command_line(capsys):
         MLPClassifier(min_lr=-1.0).fit(np.eye(4), [0, 1, 0, 1])
     assert main(["train", "--dataset", DATA, "--epochs", "3", "--hidden", "8", "--quiet",
                  "--lr-schedule", "plateau", "--lr-patience", "1", "--min-lr", "1e-4",
-                 "--warmup-epochs", "1", "--learning-rate", "0.002"]) == 0
+                 "--warmup-epochs", "1", "--learning-rate", "0.002",
+                 "--log-dir", str(tmp_path)]) == 0
     assert "test accuracy" in capsys.readouterr().out
+    import json
+    hparams = json.loads((tmp_path / "hparams.json").read_text())["hyperparameters"]
+    assert (hparams["lr_schedule"], hparams["lr_patience"], hparams["min_lr"],
+            hparams["warmup_epochs"]) == ("plateau", 1, 1e-4, 1)
     assert main(["train", "--dataset", DATA, "--warmup-epochs", "-2"]) == 2
     assert "warmup_epochs" in capsys.readouterr().err

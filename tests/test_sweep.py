@@ -289,6 +289,27 @@ def test_killing_a_worker_mid_sweep_still_finishes_every_trial_once(tmp_path, da
     capsys.readouterr()
 
 
+def test_trials_are_drawn_with_the_seed_and_fixed_options_reach_every_trial(tmp_path,
+                                                                             dask_cluster):
+    address, _ = dask_cluster
+    spec = {"learning_rate": {"low": 1e-4, "high": 1e-2, "log": True},
+            "hidden_layer_sizes": {"choice": [[8], [16]]}}
+    space = write_space(tmp_path, spec)
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--space", space, "--out", str(out), "--dataset", DATA,
+                 "--trials", "3", "--seed", "5", "--threads", "1", "--epochs", "1",
+                 "--solver", "momentum", "--scheduler", address, "--quiet"]) == 0
+    rows = results_of(out)
+    drawn = parse_space(spec, KNOWN).configurations(3, seed=5)
+    assert sorted(float(r["learning_rate"]) for r in rows) == \
+        sorted(c["learning_rate"] for c in drawn)
+    for row in rows:
+        params = json.loads(row["params"])
+        assert (params["random_state"], params["n_threads"], params["epochs"],
+                params["solver"]) == (5, 1, 1, "momentum")
+        assert row["status"] == "ok" and row["threads"] == "1"
+
+
 def test_experiments_run_on_the_same_engine(tmp_path, dask_cluster, capsys):
     pytest.importorskip("matplotlib")
     from fastann import experiments
