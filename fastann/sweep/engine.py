@@ -3,8 +3,10 @@
 The only module of fastann that imports dask (``pip install "fastann[sweep]"``).
 Workers are prepared once each by :class:`WorkerSetup`, a worker plugin that
 the scheduler also runs on every worker that joins later (a restarted one
-included): one BLAS thread and one Numba thread, then one tiny fit that loads
-the compiled kernels. :func:`run_tasks` hands each result to the caller as its
+included): one BLAS thread, then one tiny fit that loads the compiled kernels.
+As for Numba's threads: LocalCluster workers start with ``NUMBA_NUM_THREADS=1``,
+and fastann's kernels are serial (no ``parallel=True``; see
+:mod:`fastann.threads`), so Numba's thread pool never starts on any worker. :func:`run_tasks` hands each result to the caller as its
 task finishes (``distributed.as_completed``), in this process: a task whose
 worker died is run again by the scheduler, and its future still completes
 once, so a caller that writes one row per completed future writes each row
@@ -40,7 +42,7 @@ class SchedulerError(RuntimeError):
 
 
 def prepare_worker():
-    """Limit this process to one BLAS and one Numba thread, and load the kernels once.
+    """Limit this process to one BLAS thread, and load the kernels once.
 
     Safe to call again. Returns the BLAS thread count now in force.
     """
@@ -49,9 +51,6 @@ def prepare_worker():
     for name, value in SINGLE_THREAD_ENV.items():
         os.environ[name] = value  # what fastann.threads reads as a limit in force
     threadpool_limits(limits=1, user_api="blas")  # not a context: stays in force
-    import numba
-    with contextlib.suppress(Exception):  # an old threading layer without the setter
-        numba.set_num_threads(1)
     _warm_up()
     from ..threads import effective_threads
     return effective_threads(None)

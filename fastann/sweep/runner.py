@@ -148,7 +148,7 @@ def run_sweep(trials, data, out, *, scheduler=None, n_workers=None, progress=Tru
     with ResultsFile(out, names) as results:
         finished = {row["trial"] for row in results.rows()} & keys
         pending = [t for t in trials if t.key not in finished]
-        state = _BestState(out, best_row(results.rows(), keys))
+        state = _BestState(out, best_row(results.rows(), keys), data)
         where = scheduler or (f"a LocalCluster of {n_workers} workers" if n_workers
                               else "a LocalCluster (one worker per core)")
         log(f"sweep: {len(trials)} trials, {len(finished)} already in {results.path}, "
@@ -188,7 +188,7 @@ def run_sweep(trials, data, out, *, scheduler=None, n_workers=None, progress=Tru
         state.row = best
         model = state.model_for(best, data, run_trial)
         test_accuracy = float(model.score(data.X_test, data.y_test))
-        state.write(best, data, test_accuracy=test_accuracy,
+        state.write(best, test_accuracy=test_accuracy,
                     n_trials=len(trials), n_finished=sum(r["trial"] in keys for r in rows))
         state.prune()
     return SweepSummary(n_trials=len(trials), n_skipped=len(finished), n_run=len(pending),
@@ -211,9 +211,10 @@ def _progress_bar(total, initial, enabled):
 class _BestState:
     """The best row so far, its model file and ``best.json``, kept current as rows arrive."""
 
-    def __init__(self, out, row):
+    def __init__(self, out, row, data):
         self.out = out
         self.row = row
+        self.data = data
 
     def model_path(self, key):
         return self.out / f"best-{key}.npz"
@@ -225,7 +226,7 @@ class _BestState:
             return
         model.save(self.model_path(row["trial"]))
         self.row = row
-        self.write(row, None)
+        self.write(row)
 
     def model_for(self, row, data, run_trial):
         """The fitted model of ``row``: from its file, else trained again here."""
@@ -242,15 +243,13 @@ class _BestState:
         result["model"].save(path)
         return result["model"]
 
-    def write(self, row, data, **extra):
+    def write(self, row, **extra):
         best = {"trial": row["trial"], "params": row["params"],
                 "val_accuracy": row["val_accuracy"], "val_loss": row["val_loss"],
                 "train_accuracy": row["train_accuracy"], "train_loss": row["train_loss"],
                 "epochs": row["epochs"], "seconds": row["seconds"], "worker": row["worker"],
-                "model": self.model_path(row["trial"]).name, "test_accuracy": None}
-        if data is not None:
-            best["data"] = data.description
-            best["n_test"] = int(len(data.y_test))
+                "model": self.model_path(row["trial"]).name, "test_accuracy": None,
+                "data": self.data.description, "n_test": int(len(self.data.y_test))}
         best.update(extra)
         write_best(self.out / BEST_FILE, best)
 
