@@ -15,10 +15,13 @@ Methods receive ``logs`` dicts:
 
 fastann's own behaviour is built from the same pieces: :class:`EarlyStopping`
 (``early_stopping=True``), :class:`ModelCheckpoint` (``fit(..., checkpoint=PATH)``),
-:class:`ProgressBar` (``verbose=2``) and :class:`EpochLogger` (``verbose>=1``).
+:class:`ProgressBar` (``verbose=2``) and :class:`EpochLogger` (``verbose>=1``);
+:class:`CSVLogger` streams the history to a CSV file (``fastann train --log-dir``).
 The hook names and ``stop_training`` follow Keras (``keras.callbacks.Callback``).
 """
+import csv
 import math
+import os
 import sys
 
 from ._version import __version__
@@ -261,3 +264,62 @@ def format_epoch(record, n_epochs):
                  f"acc {100 * record['val_accuracy']:6.2f}%")
     line += f"  |  lr {record['learning_rate']:.3g}  {record['seconds']:.2f} s"
     return line
+
+
+class CSVLogger(Callback):
+    """Write each epoch's ``history_`` record as a row of a CSV file (Keras's ``CSVLogger``).
+
+    The columns are the record's keys in order (``epoch`` is 1-based, as in
+    ``history_``; a missing validation value is an empty cell). Each row is
+    flushed as soon as its epoch ends, so the file follows a running fit.
+
+    Parameters
+    ----------
+    filename : str or path-like
+    separator : str, default=","
+    append : bool, default=False
+        Add rows to an existing file (keeping its header and column order)
+        instead of overwriting it; a new or empty file gets a header either way.
+
+    Raises
+    ------
+    OSError
+        At the start of training, when the file cannot be opened.
+    """
+
+    def __init__(self, filename, separator=",", append=False):
+        self.filename = os.fspath(filename)
+        self.separator = separator
+        self.append = append
+        self._file = None
+        self._writer = None
+        self._fields = None
+
+    def on_train_begin(self, logs=None):
+        self._fields = None
+        if self.append and os.path.exists(self.filename) and os.path.getsize(self.filename):
+            with open(self.filename, newline="", encoding="utf-8") as f:
+                self._fields = next(csv.reader(f, delimiter=self.separator), None)
+        directory = os.path.dirname(self.filename)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        self._file = open(self.filename, "a" if self.append else "w", newline="",
+                          encoding="utf-8")
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        if self._writer is None:
+            new_file = self._fields is None
+            self._writer = csv.DictWriter(self._file, fieldnames=self._fields or list(logs),
+                                          delimiter=self.separator, extrasaction="ignore",
+                                          lineterminator="\n")
+            if new_file:
+                self._writer.writeheader()
+        self._writer.writerow({k: "" if v is None else v for k, v in logs.items()})
+        self._file.flush()
+
+    def on_train_end(self, logs=None):
+        if self._file is not None:
+            self._file.close()
+        self._file = self._writer = None

@@ -1,4 +1,4 @@
-"""The ``fastann`` command line: ``fastann train``, ``evaluate`` and ``experiments``.
+"""The ``fastann`` command line: ``fastann train``, ``evaluate``, ``experiments`` and ``sweep``.
 
 Every user error is one line on stderr (``fastann: error: ...``), never a
 traceback: bad flag values are argparse usage errors (status 2); unusable
@@ -47,7 +47,9 @@ FLAGS = {"hidden_layer_sizes": "--hidden", "activation": "--activation", "solver
          "lr_schedule": "--lr-schedule", "lr_decay": "--lr-decay",
          "lr_step_size": "--lr-step-size", "early_stopping": "--early-stopping",
          "n_iter_no_change": "--n-iter-no-change", "random_state": "--seed",
-         "dtype": "--dtype", "n_threads": "--threads", "device": "--device"}
+         "dtype": "--dtype", "n_threads": "--threads", "device": "--device",
+         "lr_patience": "--lr-patience", "min_lr": "--min-lr",
+         "warmup_epochs": "--warmup-epochs"}
 
 
 def hidden_sizes(text):
@@ -103,14 +105,9 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
-    train = commands.add_parser(
-        "train", help="train a model and report test accuracy",
-        description="Train an MLP. With no options: MNIST (downloaded and cached on first use), "
-                    f"784-{defaults['hidden_layer_sizes'][0]}-10 ReLU, Adam, "
-                    f"{defaults['epochs']} epochs, the classic 50,000/10,000 training/validation "
-                    "split, then accuracy on the 10,000 test images.",
-        formatter_class=HelpFormatter)
-    data = train.add_argument_group("data")
+    # The data, network and optimization options: train's, shared by sweep.
+    common = argparse.ArgumentParser(add_help=False)
+    data = common.add_argument_group("data")
     data.add_argument("--dataset", default="mnist",
                       help="'mnist', 'fashion-mnist', or a PATH: a directory with the four IDX "
                            "files (optionally gzipped), a CSV file 'label,pixel0,...' or a "
@@ -121,7 +118,7 @@ def build_parser():
     data.add_argument("--validation", type=validation_size, default="auto",
                       help="held-out LAST rows of the training set: a count, a fraction, 0 for "
                            "none, or 'auto' (10000 when there are 60000 rows, else 1/6)")
-    net = train.add_argument_group("network")
+    net = common.add_argument_group("network")
     net.add_argument("--hidden", type=hidden_sizes, default=defaults["hidden_layer_sizes"],
                      metavar="W1,W2,...",
                      help="hidden layer widths; 'none' for softmax regression (default: "
@@ -134,7 +131,7 @@ def build_parser():
                      help="simple: /255; standard: per-pixel mean/std; auto: simple for images")
     net.add_argument("--dtype", choices=("float32", "float64"), default=defaults["dtype"],
                      help="precision of parameters and arithmetic")
-    opt = train.add_argument_group("optimization")
+    opt = common.add_argument_group("optimization")
     opt.add_argument("--solver", choices=SOLVERS, default=defaults["solver"],
                      help="gd is full-batch gradient descent")
     opt.add_argument("--learning-rate", "--lr", type=float, default=defaults["learning_rate"],
@@ -151,13 +148,26 @@ def build_parser():
     opt.add_argument("--lr-schedule", choices=SCHEDULES, default=defaults["lr_schedule"],
                      help="learning-rate schedule")
     opt.add_argument("--lr-decay", type=float, default=defaults["lr_decay"],
-                     help="factor for the step and exponential schedules")
+                     help="factor for the step, exponential and plateau schedules")
     opt.add_argument("--lr-step-size", type=positive_int, default=defaults["lr_step_size"],
                      help="epochs between decays for the step schedule")
+    opt.add_argument("--lr-patience", type=positive_int, default=defaults["lr_patience"],
+                     help="plateau: epochs without improvement before the rate is reduced")
+    opt.add_argument("--min-lr", type=float, default=defaults["min_lr"],
+                     help="plateau: the rate is never reduced below this")
+    opt.add_argument("--warmup-epochs", type=int, default=defaults["warmup_epochs"],
+                     help="linear warm-up over this many epochs, composed with any schedule")
     opt.add_argument("--early-stopping", action="store_true",
                      help="stop when validation loss stops improving; keep the best weights")
     opt.add_argument("--n-iter-no-change", type=positive_int, default=defaults["n_iter_no_change"],
                      help="epochs without improvement before early stopping stops")
+    train = commands.add_parser(
+        "train", help="train a model and report test accuracy",
+        description="Train an MLP. With no options: MNIST (downloaded and cached on first use), "
+                    f"784-{defaults['hidden_layer_sizes'][0]}-10 ReLU, Adam, "
+                    f"{defaults['epochs']} epochs, the classic 50,000/10,000 training/validation "
+                    "split, then accuracy on the 10,000 test images.",
+        parents=[common], formatter_class=HelpFormatter)
     run = train.add_argument_group("run")
     run.add_argument("--seed", type=non_negative_int, default=0,
                      help="random seed (initialization, shuffling)")
@@ -171,6 +181,9 @@ def build_parser():
                      help="continue the run saved in --checkpoint-dir (its hyper-parameters "
                           "are used; same data options needed)")
     run.add_argument("--save", metavar="PATH", default=None, help="write the trained model (.npz)")
+    run.add_argument("--log-dir", metavar="DIR", default=None,
+                     help="write DIR/metrics.csv (one row per epoch, appended on --resume), "
+                          "DIR/hparams.json and DIR/summary.json")
     run.add_argument("--plots", metavar="DIR", default=None,
                      help="write learning curves, confusion matrix, misclassified digits and "
                           "first-layer weights as PNGs (needs matplotlib: fastann[plot])")
@@ -193,6 +206,13 @@ def build_parser():
         formatter_class=HelpFormatter)
     experiments.add_arguments(reproduce)
     reproduce.set_defaults(handler=experiments.run)
+
+    from . import sweep  # imports dask only when a sweep runs
+    sweeper = commands.add_parser(
+        "sweep", help=sweep.HELP, description=sweep.DESCRIPTION, parents=[common],
+        formatter_class=HelpFormatter)
+    sweep.add_arguments(sweeper)
+    sweeper.set_defaults(handler=run_sweep)
     return parser
 
 
@@ -313,6 +333,24 @@ def _save_outputs(args, model, X_test, y_test, val_data):
 
 
 # ------------------------------------------------------------------- commands
+def estimator_params(args):
+    """``MLPClassifier`` keyword arguments of the shared training options, ``--seed`` and ``--threads``."""
+    return dict(
+        hidden_layer_sizes=args.hidden, activation=args.activation, solver=args.solver,
+        learning_rate=args.learning_rate, momentum=args.momentum, batch_size=args.batch_size,
+        epochs=args.epochs, init=args.init, normalization=args.normalization, l1=args.l1,
+        l2=args.l2, lr_schedule=args.lr_schedule, lr_decay=args.lr_decay,
+        lr_step_size=args.lr_step_size, lr_patience=args.lr_patience, min_lr=args.min_lr,
+        warmup_epochs=args.warmup_epochs, early_stopping=args.early_stopping,
+        n_iter_no_change=args.n_iter_no_change, random_state=args.seed, dtype=args.dtype,
+        n_threads=args.threads)
+
+
+def run_sweep(args):
+    from . import sweep
+    return sweep.run(args, estimator_params(args))
+
+
 def load_split(dataset, split, data_dir):
     from .datasets import load_dataset, load_fashion_mnist, load_mnist
     if dataset == "mnist":
@@ -350,28 +388,28 @@ def run_train(args):
           f"{0 if val_data is None else val_data[0].shape[0]} validation, "
           f"{X_test.shape[0]} test samples, {X.shape[1]} features "
           f"(loaded in {time.perf_counter() - t0:.2f} s)", flush=True)
+    data_info = {"dataset": str(args.dataset), "n_train": int(X.shape[0]),
+                 "n_validation": 0 if val_data is None else int(len(val_data[1])),
+                 "n_test": int(X_test.shape[0])}
     if args.resume:
         from .checkpoint import read_checkpoint
         state = read_checkpoint(checkpoint)
         print(f"resuming from {checkpoint} after epoch {state.n_iter}/"
               f"{state.hyperparameters.get('epochs', '?')}", flush=True)
+        logs = _run_log(args, state.hyperparameters, data_info, state.n_iter)
         t1 = time.perf_counter()
-        model = _fit(lambda: MLPClassifier.resume(checkpoint, X, y, validation_data=val_data),
-                     checkpoint, args)
+        model = _fit(lambda: MLPClassifier.resume(checkpoint, X, y, validation_data=val_data,
+                                                  callbacks=logs), checkpoint, args)
         return _report(args, model, X_test, y_test, val_data, time.perf_counter() - t1)
-    model = MLPClassifier(
-        hidden_layer_sizes=args.hidden, activation=args.activation, solver=args.solver,
-        learning_rate=args.learning_rate, momentum=args.momentum, batch_size=args.batch_size,
-        epochs=args.epochs, init=args.init, normalization=args.normalization, l1=args.l1,
-        l2=args.l2, lr_schedule=args.lr_schedule, lr_decay=args.lr_decay,
-        lr_step_size=args.lr_step_size, early_stopping=args.early_stopping,
-        n_iter_no_change=args.n_iter_no_change, random_state=args.seed, dtype=args.dtype,
-        n_threads=args.threads, device=args.device, verbose=0 if args.quiet else 2)
+    model = MLPClassifier(**estimator_params(args), device=args.device,
+                          verbose=0 if args.quiet else 2)
+    logs = _run_log(args, model.get_params(), data_info, None)
     layers = "-".join(str(s) for s in (X.shape[1], *args.hidden, np.unique(y).size))
     print(f"model: {layers} {args.activation}, {args.solver} lr {args.learning_rate:g}, "
           f"batch {args.batch_size}, {args.epochs} epochs", flush=True)
     t1 = time.perf_counter()
-    _fit(lambda: model.fit(X, y, validation_data=val_data, checkpoint=checkpoint),
+    _fit(lambda: model.fit(X, y, validation_data=val_data, checkpoint=checkpoint,
+                            callbacks=logs),
          checkpoint, args)
     return _report(args, model, X_test, y_test, val_data, time.perf_counter() - t1)
 
@@ -393,6 +431,14 @@ def _fit(train, checkpoint, args):
                          f"--checkpoint-dir {args.checkpoint_dir}") from None
 
 
+def _run_log(args, hyperparameters, data_info, resume_after):
+    """The ``--log-dir`` callbacks (none without it); writes ``hparams.json``."""
+    if not args.log_dir:
+        return []
+    from .runlog import start_log
+    return [start_log(args.log_dir, hyperparameters, data_info, resume_after)]
+
+
 def _report(args, model, X_test, y_test, val_data, train_seconds):
     import numpy as np
     test_accuracy = model.score(X_test, y_test)
@@ -401,6 +447,13 @@ def _report(args, model, X_test, y_test, val_data, train_seconds):
           f"(first epoch {epoch_seconds[0]:.2f} s incl. kernel load/compile, "
           f"median epoch {np.median(epoch_seconds):.3f} s)")
     print(f"test accuracy: {100 * test_accuracy:.2f}% ({X_test.shape[0]} samples)")
+    if args.log_dir:
+        from .runlog import write_summary
+        from .threads import effective_threads
+        write_summary(args.log_dir, model, test_accuracy=test_accuracy, n_test=X_test.shape[0],
+                      seconds=train_seconds, seed=model.random_state,
+                      threads=effective_threads(model.n_threads))
+        print(f"wrote metrics.csv, hparams.json and summary.json to {args.log_dir}")
     return _save_outputs(args, model, X_test, y_test, val_data)
 
 

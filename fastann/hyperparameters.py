@@ -8,7 +8,7 @@ available.
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 
 from . import kernels
 from .backends import DEVICES
@@ -50,6 +50,9 @@ CONSTRAINTS = {
     "lr_schedule": [StrOptions(set(SCHEDULES))],
     "lr_decay": [Interval(Real, 0, 1, closed="right")],
     "lr_step_size": [_COUNT],
+    "lr_patience": [_COUNT],
+    "min_lr": [_AT_LEAST_0],
+    "warmup_epochs": [Interval(Integral, 0, None, closed="left")],
     "validation_fraction": [_UNIT],
     "early_stopping": ["boolean"],
     "n_iter_no_change": [_COUNT],
@@ -158,3 +161,28 @@ def check_training_memory(layer_sizes, dtype, solver, batch_size, n_samples,
                          f"about {format_bytes(needed)} of memory for its parameters, optimizer "
                          f"state and work buffers, but only {format_bytes(available)} is "
                          f"available: use smaller hidden_layer_sizes")
+
+
+def check_parameters(params):
+    """Check ``MLPClassifier`` keyword arguments as ``fit`` would, without an estimator.
+
+    Parameters
+    ----------
+    params : dict
+        Any subset of the constructor's parameters.
+
+    Raises
+    ------
+    ValueError
+        An unknown name, or a value outside its constraint (scikit-learn's
+        ``InvalidParameterError``, also a ``TypeError``, names the parameter).
+    """
+    unknown = sorted(set(params) - set(CONSTRAINTS))
+    if unknown:
+        raise ValueError(f"unknown MLPClassifier parameter(s): {', '.join(unknown)}")
+    validate_parameter_constraints({name: CONSTRAINTS[name] for name in params}, params,
+                                   caller_name="MLPClassifier")
+    if "hidden_layer_sizes" in params:
+        hidden_widths(params["hidden_layer_sizes"])
+    if "dtype" in params:
+        float_dtype(params["dtype"])

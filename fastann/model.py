@@ -15,7 +15,7 @@ from .exceptions import ModelFileError
 from .hyperparameters import CONSTRAINTS, check_training_memory, float_dtype, hidden_widths
 from .initializers import INITIALIZERS, default_init
 from .persistence import SavedModel, read_model, write_model
-from .schedules import scheduled_learning_rate
+from .schedules import learning_rate_schedule
 from .training import TrainingRun, train_epochs
 from .validation import (check_features, check_labels, encode_labels, normalization_map,
                          split_validation)
@@ -60,11 +60,23 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Penalty ``l1 * sum|w| + l2 / 2 * sum w^2`` on weights (not biases),
         added to each mini-batch's mean loss. With ``adamw``, ``l2`` is the
         decoupled weight decay instead.
-    lr_schedule : {"constant", "step", "exponential", "cosine"}, default="constant"
+    lr_schedule : {"constant", "step", "exponential", "cosine", "plateau"}, default="constant"
+        How the rate changes from epoch to epoch (:mod:`fastann.schedules`).
+        ``plateau`` multiplies it by ``lr_decay`` when the validation loss (the
+        training loss without validation) has not improved by ``tol`` for
+        ``lr_patience`` epochs (Keras's ``ReduceLROnPlateau``); the rates are
+        recomputed from ``history_``, so :meth:`resume` repeats them exactly.
     lr_decay : float, default=0.5
-        Factor for ``step`` (every ``lr_step_size`` epochs) and ``exponential``
-        (every epoch) schedules.
+        Factor for ``step`` (every ``lr_step_size`` epochs), ``exponential``
+        (every epoch) and ``plateau`` schedules.
     lr_step_size : int, default=10
+    lr_patience : int, default=3
+        Epochs without improvement before ``plateau`` reduces the rate.
+    min_lr : float, default=0.0
+        ``plateau`` never reduces the rate below this.
+    warmup_epochs : int, default=0
+        Linear warm-up composed with any schedule: epoch ``e < warmup_epochs``
+        uses the scheduled rate times ``(e + 1) / (warmup_epochs + 1)``.
     validation_fraction : float, default=0.0
         Fraction of the training data held out (at random) to report
         validation loss/accuracy per epoch when ``fit`` gets no
@@ -80,7 +92,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     dtype : {"float32", "float64"}, default="float32"
         Precision of parameters and arithmetic.
     n_threads : int or None, default=None
-        BLAS threads (None: all available cores).
+        BLAS threads. None keeps a BLAS limit already in force (set by
+        ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS``/``MKL_NUM_THREADS``, a
+        ``threadpoolctl.threadpool_limits`` block, or joblib's and Dask's
+        workers, see :func:`fastann.threads.thread_budget`), else uses all
+        available cores.
     device : {"cpu", "cuda"}, default="cpu"
         ``cuda`` trains with the numba.cuda twins of the kernels
         (:mod:`fastann.kernels.cuda`), keeping data and parameters on the GPU;
@@ -125,7 +141,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                  learning_rate=1e-3, momentum=0.9, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  batch_size=128, epochs=15, init="auto", normalization="auto",
                  l1=0.0, l2=0.0, lr_schedule="constant", lr_decay=0.5, lr_step_size=10,
-                 validation_fraction=0.0, early_stopping=False, n_iter_no_change=5, tol=1e-4,
+                 lr_patience=3, min_lr=0.0, warmup_epochs=0, validation_fraction=0.0, early_stopping=False, n_iter_no_change=5, tol=1e-4,
                  random_state=None, dtype="float32", n_threads=None, device="cpu", verbose=0):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -144,6 +160,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.lr_schedule = lr_schedule
         self.lr_decay = lr_decay
         self.lr_step_size = lr_step_size
+        self.lr_patience = lr_patience
+        self.min_lr = min_lr
+        self.warmup_epochs = warmup_epochs
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
         self.n_iter_no_change = n_iter_no_change
@@ -403,9 +422,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             batch_size=n if self.solver == "gd" else min(self.batch_size, n),
             hyper=kernels.hyperparameters(self.learning_rate, self.momentum, self.beta_1,
                                           self.beta_2, self.epsilon, self.l1, self.l2),
-            learning_rate_at=lambda epoch, total: scheduled_learning_rate(
-                self.lr_schedule, self.learning_rate, epoch, total, self.lr_decay,
-                self.lr_step_size),
+            learning_rate_at=learning_rate_schedule(self.get_params()),
             rng=rng, n_epochs=n_epochs, validation=validation, history=self.history_,
             n_iter=self.n_iter_, t=self.t_)
 

@@ -42,8 +42,11 @@ class TrainingRun:
     batch_size : int
     hyper : fastann.kernels.Hyperparameters
         The optimizer's constants; ``learning_rate`` is replaced every epoch
-        by ``learning_rate_at(epoch, n_epochs_total)``.
-    learning_rate_at : callable ``(epoch, n_epochs_total) -> float``
+        by ``learning_rate_at(epoch, n_epochs_total, history)``.
+    learning_rate_at : callable ``(epoch, n_epochs_total, history) -> float``
+        ``history`` is :attr:`history` (the completed epochs' records), from
+        which a schedule such as ``plateau`` derives its state (so a resumed
+        run repeats the rates of an uninterrupted one).
     rng : numpy.random.Generator
         Draws each epoch's shuffle seed.
     n_epochs : int
@@ -112,7 +115,7 @@ def train_epochs(model, run, callbacks):
     with interrupt_guard() as stop, backend.running():
         for _ in range(run.n_epochs):
             epoch = run.n_iter
-            rate = run.learning_rate_at(epoch, total)
+            rate = run.learning_rate_at(epoch, total, run.history)
             hyper = run.hyper._replace(learning_rate=float(rate))
             rng_state = run.rng.bit_generator.state
             order[:] = np.arange(n)

@@ -29,6 +29,7 @@ def test_wheel_installs_kernels_as_fastann_kernels_only(tmp_path):
                          + ".dist-info"}
     assert "fastann/kernels/epoch.py" in names and "fastann/kernels/cuda/epoch.py" in names
     assert "fastann/datasets/idx.py" in names
+    assert "fastann/sweep/engine.py" in names
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
                     str(target), str(wheel)], check=True, timeout=600)
     env = dict(os.environ, PYTHONPATH=str(target))

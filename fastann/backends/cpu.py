@@ -4,7 +4,7 @@ import contextlib
 import numpy as np
 
 from .. import kernels
-from ..threads import available_cores, thread_budget
+from ..threads import effective_threads, thread_budget
 
 # Rows processed at once by the compiled loops. Larger mini-batches (full-batch
 # gradient descent) are split into micro-batches of this size whose gradients
@@ -42,7 +42,8 @@ class CpuBackend:
     optimizer_state : dict of ndarray, optional
         ``velocity``, ``m``, ``v`` to continue from (zeros otherwise).
     n_threads : int or None
-        BLAS threads while training and predicting (None: all cores).
+        BLAS threads while training and predicting (None: a BLAS limit already
+        in force, else all cores; see :func:`fastann.threads.thread_budget`).
     """
 
     def __init__(self, layer_sizes, activation, optimizer, normalization, params,
@@ -82,8 +83,7 @@ class CpuBackend:
         zero, and when at most ``SPARSE_INPUT_MAX_DENSITY`` of the inputs
         (estimated on up to 2,000 rows) are nonzero; MNIST's density is 0.19.
         """
-        threads = self.n_threads if self.n_threads is not None else available_cores()
-        if threads != 1 or np.any(self.normalization.shift != 0):
+        if effective_threads(self.n_threads) != 1 or np.any(self.normalization.shift != 0):
             return False
         sample = X[:2000]
         return np.count_nonzero(sample) <= SPARSE_INPUT_MAX_DENSITY * sample.size

@@ -12,7 +12,9 @@ The package is split by concern:
   its source (data, shipped with the package); :mod:`.plan` reads it;
 * :mod:`.runner` -- trains each configuration in a worker process (``--jobs``
   of them, default: one per available core) whose model uses
-  ``n_threads=1``; :mod:`.augment` -- the random-shift run;
+  ``n_threads=1``, or as a task on the dask.distributed cluster of
+  ``--scheduler`` (the engine of ``fastann sweep``); :mod:`.augment` -- the
+  random-shift run;
 * :mod:`.figures` and :mod:`.report` -- the figures and ``REPORT.md``
   (tables built by :mod:`.markdown`).
 
@@ -21,6 +23,7 @@ Usage::
     fastann experiments --out docs/experiments          # full table, about 4 min on 2 cores
     fastann experiments --quick --dataset tests/data     # < 1 min
     fastann experiments --only 001,003 --jobs 2
+    fastann experiments --scheduler tcp://127.0.0.1:8786  # on a dask cluster
     python -m fastann.experiments ...                    # the same
 
 ``add_arguments(parser)`` and ``run(args)`` plug the options into the
@@ -67,6 +70,11 @@ def add_arguments(parser):
     parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                         help="worker processes (default: available cores); each model uses "
                              "one BLAS thread")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="run the configurations on the dask.distributed cluster of this "
+                             "scheduler (e.g. tcp://127.0.0.1:8786; needs fastann[sweep]) "
+                             "instead of --jobs local processes; a --dataset PATH must exist "
+                             "on the workers")
     parser.add_argument("--dataset", default="mnist",
                         help="'mnist' or a PATH (directory of IDX files, CSV, Nielsen pickle)")
     parser.add_argument("--fashion-dataset", default="fashion-mnist",
@@ -84,6 +92,8 @@ def _argv_of(args):
         argv += ["--seed", str(args.seed)]
     if args.jobs:
         argv += ["--jobs", str(args.jobs)]
+    if getattr(args, "scheduler", None):
+        argv += ["--scheduler", str(args.scheduler)]
     if args.dataset != "mnist":
         argv += ["--dataset", str(args.dataset)]
     if args.fashion_dataset != "fashion-mnist":
@@ -154,7 +164,8 @@ def run(args):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with tqdm(total=len(jobs), desc="experiments", unit="run", file=sys.stderr) as progress:
-        results = runner.run_jobs(jobs, workers, functools.partial(_print_result, progress))
+        results = runner.run_jobs(jobs, workers, functools.partial(_print_result, progress),
+                                  scheduler=args.scheduler)
     rows = runner.rows_of(plan, jobs, results)
     _, best, _ = report.fastest_and_best(rows)
     row_002 = next((r for r in rows if r.exp.published_value("validation_correct")), None)
@@ -172,6 +183,7 @@ def run(args):
                                        if fashion else ""),
         "command": "fastann experiments " + " ".join(_argv_of(args)),
         "total_seconds": time.perf_counter() - t0, "workers": workers,
+        "scheduler": args.scheduler,
         "n_test": len(y_test),
     }
     path = report.write_report(out, rows, meta, paths)
@@ -187,7 +199,7 @@ def main(argv=None):
     from ..datasets import DatasetError
     try:
         return run(args)
-    except (DatasetError, OSError, ImportError) as exc:
+    except (DatasetError, OSError, ImportError, RuntimeError) as exc:
         print(f"fastann experiments: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -4,15 +4,16 @@
 every epoch calls :meth:`~fastann.MLPClassifier.partial_fit` once per epoch.
 ``partial_fit`` trains one epoch at a time and cannot know the run's length,
 which a cosine schedule needs; the rate of each epoch is therefore computed by
-:func:`fastann.schedules.scheduled_learning_rate` (the function ``fit`` uses)
-and set with ``set_params``. The monitoring set is scored by the runner into
+:func:`fastann.schedules.learning_rate_schedule` (as ``fit`` does, the
+``plateau`` schedule and the warm-up from this run's own records) and set with
+``set_params``. The monitoring set is scored by the runner into
 its own per-epoch records: ``model.history_`` is only read.
 """
 import time
 
 import numpy as np
 
-from ..schedules import scheduled_learning_rate
+from ..schedules import learning_rate_schedule
 
 __all__ = ["fit_with_shifts", "random_shifts"]
 
@@ -47,14 +48,14 @@ def fit_with_shifts(model, X, y, X_eval, y_eval, *, max_shift, seed):
     """
     params = model.get_params()
     schedule, base, epochs = params["lr_schedule"], params["learning_rate"], params["epochs"]
+    rate_at, warmup = learning_rate_schedule(params), params["warmup_epochs"]
     rng = np.random.default_rng([seed, 1])
     classes = np.unique(y)
     history, seconds = [], 0.0
     try:
         for epoch in range(epochs):
-            rate = scheduled_learning_rate(schedule, base, epoch, epochs, params["lr_decay"],
-                                           params["lr_step_size"])
-            model.set_params(learning_rate=rate, lr_schedule="constant")
+            rate = rate_at(epoch, epochs, history)
+            model.set_params(learning_rate=rate, lr_schedule="constant", warmup_epochs=0)
             n_before = getattr(model, "n_iter_", 0)
             start = time.perf_counter()
             model.partial_fit(random_shifts(X, rng, max_shift), y, classes=classes)
@@ -69,5 +70,5 @@ def fit_with_shifts(model, X, y, X_eval, y_eval, *, max_shift, seed):
                 val_accuracy=float(np.mean(log_proba.argmax(axis=1) == eval_index)),
                 n_validation=int(len(y_eval))))
     finally:
-        model.set_params(learning_rate=base, lr_schedule=schedule)
+        model.set_params(learning_rate=base, lr_schedule=schedule, warmup_epochs=warmup)
     return seconds, history

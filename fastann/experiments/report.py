@@ -226,6 +226,19 @@ def _intro(meta):
 
 
 def _how_it_ran(meta):
+    if meta.get("scheduler"):
+        return (
+            "**How it ran.** Each configuration is a task on the dask.distributed cluster at "
+            f"`{meta['scheduler']}` (`--scheduler`, the engine of `fastann sweep`: "
+            "`fastann.sweep.engine`), longest runs first; every worker process runs one task "
+            "at a time with one BLAS thread (and one Numba thread), reads each dataset once, "
+            "and a task whose worker died is run again elsewhere. *wall s* is the wall-clock "
+            "time of training in its worker, excluding the per-epoch evaluation of the "
+            "monitoring set; compare rows with each other, and expect them to vary with the "
+            "machines' load. *train acc* is the accuracy on the training rows after training; "
+            f"*test acc* on the {meta['n_test']:,} test images. Every run records the test set "
+            "(002: its validation rows) after each epoch for the learning curves; nothing is "
+            "selected or stopped on it.")
     return (
         "**How it ran.** Each configuration is trained in its own worker process "
         f"(`concurrent.futures.ProcessPoolExecutor(max_workers={meta['workers']})`, spawn "
@@ -271,7 +284,9 @@ def report_text(rows, meta, figures):
              f"* Data: {meta['data']}",
              f"* Command: `{meta['command']}`",
              f"* Total wall time: {meta['total_seconds']:.0f} s for {len(rows)} "
-             f"configurations, {meta['workers']} worker process(es)",
+             f"configurations, " + (f"on the dask.distributed cluster at {meta['scheduler']}"
+                                    if meta.get("scheduler") else
+                                    f"{meta['workers']} worker process(es)"),
              "", _how_it_ran(meta), "",
              "## Results", "", results_table(rows, fastest, best), "",
              *_headline(fastest, best, n_reaching), ""]

@@ -1,5 +1,8 @@
 """Train the plan's configurations, each in a worker process with one BLAS thread.
 
+The workers are a local process pool, or those of a dask.distributed cluster
+(``--scheduler``; :mod:`fastann.sweep.engine`, the engine of ``fastann sweep``).
+
 Only fastann's public API is used: :class:`~fastann.MLPClassifier`
 (``fit``, ``partial_fit``, ``predict_proba``, ``score``, ``set_params``) and
 the loaders of :mod:`fastann.datasets`.
@@ -164,10 +167,13 @@ def _stop_workers(pids):
             pass
 
 
-def run_jobs(jobs, n_workers, on_result):
+def run_jobs(jobs, n_workers, on_result, scheduler=None):
     """Run ``jobs``, longest first, in ``n_workers`` processes (in this one if 1).
 
-    ``on_result(result)`` is called as each finishes; returns ``{key: result}``.
+    With ``scheduler`` (a dask scheduler's address), on that cluster instead:
+    a worker that dies has its job run again elsewhere, and a job whose
+    workers keep dying is reported as failed. ``on_result(result)`` is called
+    as each finishes; returns ``{key: result}``.
     """
     results = {}
 
@@ -176,6 +182,18 @@ def run_jobs(jobs, n_workers, on_result):
         on_result(result)
 
     ordered = sorted(jobs, key=estimated_cost, reverse=True)
+    if scheduler is not None:
+        from ..sweep.engine import open_client, run_tasks  # needs fastann[sweep]
+
+        def finished(job, result):
+            done(dict(result, key=job["key"], message=result.get("error", ""))
+                 if result.get("status") == "failed" and "message" not in result else result)
+
+        with open_client(scheduler) as client:
+            run_tasks(client, run_job, ordered, finished,
+                      keys=[f"experiment-{i}" for i in range(len(ordered))],
+                      priorities=list(range(len(ordered), 0, -1)))
+        return results
     if n_workers <= 1:
         warm_up()
         for job in ordered:
