@@ -4,7 +4,10 @@
 #   benchmarks/asv_compare.sh BASE HEAD [REGEX]
 #
 # BASE, HEAD: commits (sha, branch, tag). REGEX: asv -b filter; default is a
-# fast subset, the kernel benchmarks and one training epoch of workload S.
+# fast subset: the kernel benchmarks, one training epoch of workload S, and the
+# same-process ratio benchmarks of workloads S, T and seed (bench_ratios.py:
+# fastann epoch / NumPy reference epoch or sgemm, steady on a noisy machine).
+# CI picks BASE with benchmarks/gate_base.sh (the last commit whose CI passed).
 #
 # Each commit is checked out into a temporary `git worktree` and benchmarked
 # with `asv run --python=same --set-commit-hash SHA` and
@@ -43,7 +46,7 @@ usage() { sed -n '2,5p' "$0" >&2; exit 2; }
 
 BASE_REF=$1
 HEAD_REF=$2
-REGEX=${3:-${ASV_BENCH_REGEX:-'^bench_kernels\.|time_epoch_S$'}}
+REGEX=${3:-${ASV_BENCH_REGEX:-'^bench_kernels\.|time_epoch_S$|track_ratio_epoch_(S|T|seed)_to_'}}
 PYTHON=${PYTHON:-python}
 FACTOR=${ASV_FACTOR:-1.5}
 ASV=("$PYTHON" -m asv)
