@@ -110,17 +110,26 @@ for which in base head; do
     # Since the kernels/ folder is installed as fastann.kernels (setuptools
     # package-dir), a plain source tree on sys.path finds it only through a
     # link fastann/kernels -> ../kernels; older commits import top-level kernels.
-    if [ -d "$wt/kernels" ] && [ ! -e "$wt/fastann/kernels" ] \
-            && grep -q '"fastann.kernels" = "kernels"' "$wt/pyproject.toml"; then
-        ln -s ../kernels "$wt/fastann/kernels"
+    # The modules whose origin is checked below: the kernels under the name
+    # this commit imports them by. (An old-layout commit never imports
+    # fastann.kernels, which the current environment's editable install may
+    # still provide from the current checkout.)
+    if grep -q '"fastann.kernels" = "kernels"' "$wt/pyproject.toml" 2>/dev/null; then
+        modules="fastann fastann.kernels"
+        if [ -d "$wt/kernels" ] && [ ! -e "$wt/fastann/kernels" ]; then
+            ln -s ../kernels "$wt/fastann/kernels"
+        fi
+    else
+        modules="fastann kernels"
     fi
     make_conf "$wt/benchmarks" "$WORK/asv-$which.json" || exit 2
     # Sanity check: code imported with the worktree first on sys.path is the worktree's.
-    (cd "$WORK" && PYTHONPATH="$wt${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" - "$wt" <<'EOF'
+    # shellcheck disable=SC2086
+    (cd "$WORK" && PYTHONPATH="$wt${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" - "$wt" $modules <<'EOF'
 import os, sys
 wt = os.path.realpath(sys.argv[1])
 import importlib
-for name in ("fastann", "fastann.kernels", "kernels"):
+for name in sys.argv[2:]:
     try:
         mod = importlib.import_module(name)
     except ImportError as exc:
