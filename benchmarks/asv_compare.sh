@@ -82,10 +82,16 @@ trap cleanup EXIT
 # benchmark directory set per commit below).
 make_conf() {  # make_conf BENCHMARK_DIR OUT
     "$PYTHON" - "$ROOT" "$1" "$WORK" "$2" <<'EOF'
-import json, os, sys
+import json, os, subprocess, sys
 from asv.util import load_json
 root, bench_dir, work, out = sys.argv[1:]
 conf = load_json(os.path.join(root, "asv.conf.json"), js_comments=True)
+# asv run insists that every configured branch exists; a clone of a feature
+# branch may have no local "main".
+branches = [b for b in conf.get("branches", []) if subprocess.run(
+    ["git", "-C", root, "rev-parse", "--verify", "--quiet", b + "^{commit}"],
+    capture_output=True).returncode == 0]
+conf.update(branches=branches or ["HEAD"])
 conf.update(repo=root, benchmark_dir=bench_dir,
             results_dir=os.path.join(work, "results"), html_dir=os.path.join(work, "html"),
             env_dir=os.path.join(work, "env"))
