@@ -56,7 +56,8 @@ resolve() {
             echo "gate_base: ${base:0:10} from ASV_GATE_BASE" >&2
             echo "$base"; return 0
         fi
-        echo "gate_base: ASV_GATE_BASE='$ASV_GATE_BASE' is not a proper ancestor of ${head:0:10}; ignored" >&2
+        echo "gate_base: ASV_GATE_BASE='$ASV_GATE_BASE' is not a proper ancestor of" \
+             "${head:0:10}; ignored" >&2
     fi
     # The first word of the first line that is neither blank nor a comment.
     recorded=$(git show "$head:$RECORD" 2>/dev/null \
@@ -91,7 +92,9 @@ $sha
 EOF
     git add "$RECORD" || exit 2
     # Only the record goes into this commit, whatever else is staged.
-    git commit --quiet -m "benchmarks/gate-base: gate against ${sha:0:10} ($(git log -1 --format=%s "$sha" | cut -c1-50))" \
+    local subject
+    subject=$(git log -1 --format=%s "$sha" | cut -c1-50)
+    git commit --quiet -m "benchmarks/gate-base: gate against ${sha:0:10} ($subject)" \
         -- "$RECORD" || exit 2
     echo "gate_base: recorded ${sha:0:10} in $RECORD (committed)"
 }
