@@ -76,8 +76,10 @@ def test_run_jax_without_jax_is_unavailable(monkeypatch):
 
 
 def test_peers_cli_reports_a_missing_jax_as_skipped():
-    code = ("import sys; sys.modules['jax'] = None; "
+    code = ("import sys; sys.modules['jax'] = None; import numpy as np; "
             "from benchmarks import peers; "
+            "peers.load_data = lambda split, subset=None: "
+            "(np.zeros((256, 784), np.uint8), np.zeros(256, np.uint8), 'zeros'); "
             "sys.exit(peers.main(['--peer', 'jax', '--subset', '256', '--repeat', '1']))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
@@ -201,6 +203,11 @@ def test_ratio_benchmarks_are_named_and_configured_for_asv():
 def test_ratio_benchmark_runs_on_a_small_subset(monkeypatch):
     pytest.importorskip("fastann")
     from benchmarks import bench_ratios
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (1024, 784), dtype=np.uint8)
+    y = rng.integers(0, 10, 1024).astype(np.uint8)
+    # Random data: no MNIST download (or cache) needed.
+    monkeypatch.setattr(bench_ratios, "load_data", lambda split, n=None: (X[:n], y[:n], "random"))
     monkeypatch.setenv("FASTANN_BENCH_N", "1024")
     monkeypatch.setenv("FASTANN_BENCH_THREADS", "1")
     monkeypatch.setattr(bench_ratios, "ROUNDS", 2)
