@@ -4,7 +4,10 @@
 #   benchmarks/asv_compare.sh BASE HEAD [REGEX]
 #
 # BASE, HEAD: commits (sha, branch, tag). REGEX: asv -b filter; default is a
-# fast subset, the kernel benchmarks and one training epoch of workload S.
+# fast subset: the kernel benchmarks, one training epoch of workload S, and the
+# same-process ratio benchmarks of workloads S, T and seed (bench_ratios.py:
+# fastann epoch / NumPy reference epoch or sgemm, steady on a noisy machine).
+# CI picks BASE with benchmarks/gate_base.sh (the last commit whose CI passed).
 #
 # Each commit is checked out into a temporary `git worktree` and benchmarked
 # with `asv run --python=same --set-commit-hash SHA` and
@@ -43,7 +46,7 @@ usage() { sed -n '2,5p' "$0" >&2; exit 2; }
 
 BASE_REF=$1
 HEAD_REF=$2
-REGEX=${3:-${ASV_BENCH_REGEX:-'^bench_kernels\.|time_epoch_S$'}}
+REGEX=${3:-${ASV_BENCH_REGEX:-'^bench_kernels\.|time_epoch_S$|track_ratio_epoch_(S|T|seed)_to_'}}
 PYTHON=${PYTHON:-python}
 FACTOR=${ASV_FACTOR:-1.5}
 ASV=("$PYTHON" -m asv)
@@ -79,10 +82,16 @@ trap cleanup EXIT
 # benchmark directory set per commit below).
 make_conf() {  # make_conf BENCHMARK_DIR OUT
     "$PYTHON" - "$ROOT" "$1" "$WORK" "$2" <<'EOF'
-import json, os, sys
+import json, os, subprocess, sys
 from asv.util import load_json
 root, bench_dir, work, out = sys.argv[1:]
 conf = load_json(os.path.join(root, "asv.conf.json"), js_comments=True)
+# asv run insists that every configured branch exists; a clone of a feature
+# branch may have no local "main".
+branches = [b for b in conf.get("branches", []) if subprocess.run(
+    ["git", "-C", root, "rev-parse", "--verify", "--quiet", b + "^{commit}"],
+    capture_output=True).returncode == 0]
+conf.update(branches=branches or ["HEAD"])
 conf.update(repo=root, benchmark_dir=bench_dir,
             results_dir=os.path.join(work, "results"), html_dir=os.path.join(work, "html"),
             env_dir=os.path.join(work, "env"))
@@ -107,17 +116,26 @@ for which in base head; do
     # Since the kernels/ folder is installed as fastann.kernels (setuptools
     # package-dir), a plain source tree on sys.path finds it only through a
     # link fastann/kernels -> ../kernels; older commits import top-level kernels.
-    if [ -d "$wt/kernels" ] && [ ! -e "$wt/fastann/kernels" ] \
-            && grep -q '"fastann.kernels" = "kernels"' "$wt/pyproject.toml"; then
-        ln -s ../kernels "$wt/fastann/kernels"
+    # The modules whose origin is checked below: the kernels under the name
+    # this commit imports them by. (An old-layout commit never imports
+    # fastann.kernels, which the current environment's editable install may
+    # still provide from the current checkout.)
+    if grep -q '"fastann.kernels" = "kernels"' "$wt/pyproject.toml" 2>/dev/null; then
+        modules="fastann fastann.kernels"
+        if [ -d "$wt/kernels" ] && [ ! -e "$wt/fastann/kernels" ]; then
+            ln -s ../kernels "$wt/fastann/kernels"
+        fi
+    else
+        modules="fastann kernels"
     fi
     make_conf "$wt/benchmarks" "$WORK/asv-$which.json" || exit 2
     # Sanity check: code imported with the worktree first on sys.path is the worktree's.
-    (cd "$WORK" && PYTHONPATH="$wt${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" - "$wt" <<'EOF'
+    # shellcheck disable=SC2086
+    (cd "$WORK" && PYTHONPATH="$wt${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" - "$wt" $modules <<'EOF'
 import os, sys
 wt = os.path.realpath(sys.argv[1])
 import importlib
-for name in ("fastann", "fastann.kernels", "kernels"):
+for name in sys.argv[2:]:
     try:
         mod = importlib.import_module(name)
     except ImportError as exc:

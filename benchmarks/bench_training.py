@@ -1,7 +1,8 @@
 """asv benchmarks: whole training epochs of fastann.MLPClassifier.
 
 Workloads are those of ``benchmarks/common.py`` (S: 784-128-10 ReLU Adam
-batch 128; T: same, batch 32; W: 784-1024-1024-10 ReLU Adam batch 256).
+batch 128; T: same, batch 32; W: 784-1024-1024-10 ReLU Adam batch 256;
+seed: 784-64-64-10 sigmoid, momentum 0.9, batch 128).
 To keep ``asv run --quick`` short the training set is the first 10,000 MNIST
 images; set ``FASTANN_BENCH_N=60000`` (or ``0`` for all) to time full epochs.
 Each ``setup`` trains one warm-up epoch, so JIT compilation is never timed.
@@ -75,9 +76,14 @@ def time_epoch_W():
     _epoch()
 
 
+def time_epoch_seed():
+    _epoch()
+
+
 _timed(time_epoch_S, "S")
 _timed(time_epoch_T, "T")
 _timed(time_epoch_W, "W")
+_timed(time_epoch_seed, "seed")
 
 
 def peakmem_fit_S():

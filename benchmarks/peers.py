@@ -1,6 +1,6 @@
 """Peer runners for the side-by-side training benchmark.
 
-Every runner has the signature ``run_<peer>(workload, X, y, repeat=3, threads=None)``
+Every runner has the signature ``run_<peer>(workload, X, y, repeat=5, threads=None)``
 and returns a dict::
 
     {"median": s, "epochs": [s, ...], "warmup": s, "version": "x.y", ...}
@@ -13,7 +13,7 @@ installed raises :class:`PeerUnavailable`.
 
 Run one peer in its own process (this is what ``compare.py`` does)::
 
-    python -m benchmarks.peers --peer torch --workload S --repeat 3 [--subset N]
+    python -m benchmarks.peers --peer torch --workload S --repeat 5 [--subset N]
 
 which prints one JSON object on the last line of stdout.
 
@@ -36,7 +36,8 @@ import numpy as np
 
 from benchmarks.common import WORKLOADS, load_data, to_float32
 
-PEERS = ("fastann", "numpy", "torch", "sklearn")
+PEERS = ("fastann", "numpy", "torch", "sklearn", "jax")
+DEFAULT_REPEAT = 5
 
 
 class PeerUnavailable(RuntimeError):
@@ -61,7 +62,7 @@ def _threads(threads):
 
 
 # --------------------------------------------------------------------- peers
-def run_fastann(workload, X, y, repeat=3, threads=None):
+def run_fastann(workload, X, y, repeat=DEFAULT_REPEAT, threads=None):
     """fastann.MLPClassifier on the uint8 pixels (normalized per mini-batch)."""
     try:
         import fastann
@@ -89,7 +90,7 @@ def run_fastann(workload, X, y, repeat=3, threads=None):
     return result
 
 
-def run_numpy(workload, X, y, repeat=3, threads=None):
+def run_numpy(workload, X, y, repeat=DEFAULT_REPEAT, threads=None):
     """The from-scratch NumPy MLP of :mod:`benchmarks.numpy_reference`."""
     from benchmarks.numpy_reference import NumpyMLP
     w = workload
@@ -101,7 +102,7 @@ def run_numpy(workload, X, y, repeat=3, threads=None):
     return result
 
 
-def run_torch(workload, X, y, repeat=3, threads=None):
+def run_torch(workload, X, y, repeat=DEFAULT_REPEAT, threads=None):
     """PyTorch CPU eager: nn.Sequential, torch.optim, manual mini-batching."""
     try:
         import torch
@@ -148,7 +149,7 @@ def run_torch(workload, X, y, repeat=3, threads=None):
     return result
 
 
-def run_sklearn(workload, X, y, repeat=3, threads=None):
+def run_sklearn(workload, X, y, repeat=DEFAULT_REPEAT, threads=None):
     """scikit-learn MLPClassifier, one ``partial_fit`` (= one epoch) per timing."""
     try:
         import sklearn
@@ -179,12 +180,172 @@ def run_sklearn(workload, X, y, repeat=3, threads=None):
     return result
 
 
+class JaxTrainer:
+    """The same MLP in JAX, written the way JAX is fastest on a CPU.
+
+    * The uint8 images and int32 labels go to the device once (``device_put``);
+      nothing crosses between Python and XLA inside an epoch.
+    * One whole epoch is one ``jax.jit`` call: a ``lax.scan`` over the
+      mini-batches of a permutation drawn inside with ``jax.random`` (the
+      last, shorter batch of ``n % batch_size`` rows is one more step after the
+      scan, so every peer trains on every image). The parameters and optimizer
+      state are donated, so XLA updates them in place.
+    * The per-step gather and the ``/ 255`` normalization happen inside the
+      scanned step (``X_u8[idx].astype(float32) / 255``), as fastann does.
+    * optax: ``adam(lr)`` (default betas and eps, as the other peers), or
+      ``sgd(lr, momentum=0.9)`` for the ``seed`` workload.
+    * Initialization as fastann's default: He normal for ReLU, Glorot uniform
+      otherwise; zero biases. Parameters are a pytree (list of ``(W, b)``).
+
+    ``epoch()`` trains one epoch and blocks until it is done.
+    """
+
+    def __init__(self, workload, X, y, seed=0):
+        import jax
+        import jax.numpy as jnp
+        import optax
+
+        w = workload
+        self.jax, self.jnp = jax, jnp
+        sizes = w.layer_sizes
+        key = jax.random.PRNGKey(seed)
+        params = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            key, sub = jax.random.split(key)
+            if w.activation in ("relu", "leaky_relu"):
+                W = jax.random.normal(sub, (a, b), jnp.float32) * np.float32(np.sqrt(2.0 / a))
+            else:
+                r = np.float32(np.sqrt(6.0 / (a + b)))
+                W = jax.random.uniform(sub, (a, b), jnp.float32, -r, r)
+            params.append((W, jnp.zeros((b,), jnp.float32)))
+        self.key = key
+        act = {"relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh,
+               "identity": lambda z: z,
+               "leaky_relu": lambda z: jax.nn.leaky_relu(z, 0.01)}[w.activation]
+        if w.optimizer == "adam":
+            opt = optax.adam(w.lr)
+        elif w.optimizer == "momentum":
+            opt = optax.sgd(w.lr, momentum=w.momentum)
+        else:
+            opt = optax.sgd(w.lr)
+
+        def logits_of(params, xb):
+            h = xb
+            for W, b in params[:-1]:
+                h = act(h @ W + b)
+            W, b = params[-1]
+            return h @ W + b
+
+        def loss_fn(params, xb, yb):
+            logits = logits_of(params, xb)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+
+        grad_fn = jax.grad(loss_fn)
+        n, bs = len(X), w.batch_size
+        n_full, rest = divmod(n, bs)
+
+        def step(X_u8, y_i, carry, idx):
+            params, opt_state = carry
+            xb = X_u8[idx].astype(jnp.float32) / jnp.float32(255.0)
+            grads = grad_fn(params, xb, y_i[idx])
+            updates, opt_state = opt.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state
+
+        def train_epoch(params, opt_state, key, X_u8, y_i):
+            perm = jax.random.permutation(key, n)
+            carry = (params, opt_state)
+            if n_full:
+                batches = perm[:n_full * bs].reshape(n_full, bs)
+                carry, _ = jax.lax.scan(lambda c, idx: (step(X_u8, y_i, c, idx), None),
+                                        carry, batches)
+            if rest:
+                carry = step(X_u8, y_i, carry, perm[n_full * bs:])
+            return carry
+
+        def predict(params, X_u8):
+            return jnp.argmax(logits_of(params, X_u8.astype(jnp.float32) / 255.0), axis=1)
+
+        self._epoch = jax.jit(train_epoch, donate_argnums=(0, 1))
+        self._predict = jax.jit(predict)
+        self.X = jax.device_put(np.ascontiguousarray(X, dtype=np.uint8))
+        self.y = jax.device_put(np.asarray(y, dtype=np.int32))
+        self.params = params
+        self.opt_state = opt.init(params)
+
+    def epoch(self):
+        self.key, sub = self.jax.random.split(self.key)
+        self.params, self.opt_state = self._epoch(self.params, self.opt_state, sub,
+                                                  self.X, self.y)
+        self.jax.block_until_ready((self.params, self.opt_state))
+
+    def score(self, X, y):
+        pred = self._predict(self.params, self.jax.device_put(np.asarray(X, np.uint8)))
+        return float((np.asarray(pred) == np.asarray(y)).mean())
+
+
+def run_jax(workload, X, y, repeat=DEFAULT_REPEAT, threads=None):
+    """JAX at its best on the CPU: see :class:`JaxTrainer`.
+
+    ``threads`` is recorded but not applied: JAX documents no setting for the
+    number of XLA CPU threads (the ``XLA_FLAGS`` folklore of jax issues
+    #743/#1539 is not documented and does not reliably limit them), so XLA
+    keeps its default, a pool over all the cores this process may use.
+    """
+    try:
+        import jax
+        import optax
+    except ImportError as exc:
+        raise PeerUnavailable(f"jax/optax not installed: {exc}") from None
+    import warnings
+    with warnings.catch_warnings():
+        # Donation is a no-op on backends that do not support it.
+        warnings.filterwarnings("ignore", message=".*donated.*")
+        trainer = JaxTrainer(workload, X, y)
+        result = _timed_epochs(trainer.epoch, repeat)
+    result["version"] = f"jax {jax.__version__}, optax {optax.__version__}"
+    result["threads"] = (f"XLA default ({len(os.sched_getaffinity(0))} cores)"
+                         if hasattr(os, "sched_getaffinity") else "XLA default")
+    result["threads_requested"] = threads
+    result["xla_flags"] = os.environ.get("XLA_FLAGS")
+    result["device"] = str(jax.devices()[0])
+    result["train_accuracy"] = trainer.score(X, y)
+    return result
+
+
 RUNNERS = {"fastann": run_fastann, "numpy": run_numpy, "torch": run_torch,
-           "sklearn": run_sklearn}
+           "sklearn": run_sklearn, "jax": run_jax}
 
 
-def sgemm_gflops(n=2048, repeat=7):
-    """float32 ``np.matmul`` of two n x n matrices: median GFLOP/s (2 n^3 flops)."""
+def blas_info():
+    """The BLAS libraries loaded in this process: library, kernel set, threads.
+
+    ``architecture`` is the OpenBLAS core type actually in use (it follows
+    ``OPENBLAS_CORETYPE`` when that is set). SciPy's OpenBLAS, which Numba's
+    ``np.dot`` and so fastann call, is loaded first so that it is listed too.
+    """
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401
+    except ImportError:
+        pass
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    return [{"library": os.path.basename(d.get("filepath", "")),
+             "internal_api": d.get("internal_api"), "architecture": d.get("architecture"),
+             "num_threads": d.get("num_threads")}
+            for d in threadpool_info() if d.get("user_api") == "blas"]
+
+
+def sgemm_gflops(n=2048, repeat=7, threads=None):
+    """float32 ``np.matmul`` of two n x n matrices: median GFLOP/s (2 n^3 flops).
+
+    ``threads``: limit BLAS to that many threads (default: BLAS's own, all cores).
+    """
+    if threads:
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(threads, user_api="blas"):
+            return sgemm_gflops(n, repeat)
     rng = np.random.default_rng(0)
     A = rng.standard_normal((n, n), dtype=np.float32)
     B = rng.standard_normal((n, n), dtype=np.float32)
@@ -222,7 +383,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--peer", required=True, choices=[*PEERS, "sgemm"])
     parser.add_argument("--workload", default="S", choices=sorted(WORKLOADS))
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT)
     parser.add_argument("--subset", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--launch-time", type=float, default=None,
@@ -232,8 +393,9 @@ def main(argv=None):
     out = {"peer": args.peer, "workload": args.workload}
     try:
         if args.peer == "sgemm":
-            out["gflops"] = sgemm_gflops()
+            out["gflops"] = sgemm_gflops(threads=args.threads)
             out["numpy"] = np.__version__
+            out["blas"] = blas_info()
         else:
             workload = WORKLOADS[args.workload]
             t = time.perf_counter()

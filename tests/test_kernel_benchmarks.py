@@ -11,7 +11,9 @@ S = 784-128-10, ReLU, mini-batch 128 (the workload of ``benchmarks/``).
 import numpy as np
 import pytest
 
-kernels = pytest.importorskip("kernels")
+# The repository's kernels/ folder is installed as fastann.kernels (there is no
+# top-level "kernels" package once installed, so importing that skipped this file).
+kernels = pytest.importorskip("fastann.kernels")
 pytest.importorskip("pytest_benchmark")
 
 BATCH, N_IN, N_HIDDEN, N_CLASSES = 128, 784, 128, 10
