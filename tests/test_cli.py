@@ -280,8 +280,13 @@ def test_real_ctrl_c_at_any_moment_of_start_up_never_prints_a_traceback():
         assert "Traceback" not in err, (delay, err)
         if process.returncode == 130:
             assert err.strip().splitlines() == ["fastann: interrupted"]
+        if process.returncode == -signal.SIGINT:
+            # Interrupted before the interpreter installed its own SIGINT
+            # handler (on a loaded machine, 0.2 s can fall inside Python's
+            # start-up): the OS ends it silently, which prints nothing.
+            assert err.strip() == ""
         statuses.append(process.returncode)
-    assert 130 in statuses and set(statuses) <= {0, 130}
+    assert 130 in statuses and set(statuses) <= {0, 130, -signal.SIGINT}
 
 
 def test_evaluate_refuses_a_fifo_at_once(tmp_path):
