@@ -7,7 +7,7 @@ import numpy as np
 
 from . import __version__
 from .argtypes import positive_int
-from .hyperparameters import ACTIVATIONS, INITS, NORMALIZATIONS, SOLVERS
+from .hyperparameters import ACTIVATIONS, AUGMENTS, INITS, NORMALIZATIONS, SOLVERS
 from .model import MLPClassifier
 from .schedules import SCHEDULES
 
@@ -30,6 +30,30 @@ def hidden_sizes(text):
     if any(s <= 0 for s in sizes):
         raise argparse.ArgumentTypeError(f"layer widths must be positive, got {text!r}")
     return sizes
+
+
+def dropout_value(text):
+    """Parse ``--dropout``: one rate (``0.2``) or one per hidden layer (``0.2,0.5``)."""
+    try:
+        rates = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a rate such as 0.2, or one per hidden layer such as 0.2,0.5, "
+            f"got {text!r}") from None
+    if any(not 0 <= r < 1 for r in rates):
+        raise argparse.ArgumentTypeError(f"dropout rates must be in [0, 1), got {text!r}")
+    return rates[0] if len(rates) == 1 else rates
+
+
+def image_shape_value(text):
+    """Parse ``--image-shape``: ``HEIGHT,WIDTH``."""
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 2 or min(shape) <= 0:
+        raise argparse.ArgumentTypeError(f"expected HEIGHT,WIDTH such as 28,28, got {text!r}")
+    return shape
 
 
 def validation_size(text):
@@ -99,6 +123,17 @@ def build_parser():
     opt.add_argument("--early-stopping", action="store_true",
                      help="stop when validation loss stops improving; keep the best weights")
     opt.add_argument("--n-iter-no-change", type=positive_int, default=DEFAULTS["n_iter_no_change"])
+    opt.add_argument("--class-weight", choices=("balanced",), default=None,
+                     help="weight each class's loss by n_samples / (n_classes * class count)")
+    opt.add_argument("--dropout", type=dropout_value, default=DEFAULTS["dropout"],
+                     metavar="RATE[,RATE...]",
+                     help="inverted dropout on hidden activations while training: one rate, "
+                          "or one per hidden layer")
+    opt.add_argument("--augment", choices=AUGMENTS, default=None,
+                     help="distort every training image afresh each epoch: shift (±2 px), "
+                          "affine (rotation/scale/slant) or elastic (Simard et al. 2003)")
+    opt.add_argument("--image-shape", type=image_shape_value, default=None, metavar="H,W",
+                     help="image shape for --augment (None: square)")
     run = train.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="random seed (initialization, shuffling)")
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
@@ -183,11 +218,16 @@ def run_train(args):
         epochs=args.epochs, init=args.init, normalization=args.normalization, l1=args.l1,
         l2=args.l2, lr_schedule=args.lr_schedule, lr_decay=args.lr_decay,
         lr_step_size=args.lr_step_size, early_stopping=args.early_stopping,
-        n_iter_no_change=args.n_iter_no_change, random_state=args.seed, dtype=args.dtype,
+        n_iter_no_change=args.n_iter_no_change, class_weight=args.class_weight,
+        dropout=args.dropout, augment=args.augment, image_shape=args.image_shape,
+        random_state=args.seed, dtype=args.dtype,
         n_threads=args.threads, device=args.device, verbose=0 if args.quiet else 2)
     layers = "-".join(str(s) for s in (X.shape[1], *args.hidden, np.unique(y).size))
+    extras = "".join(f", {name} {value}" for name, value in (
+        ("class weight", args.class_weight), ("dropout", args.dropout or None),
+        ("augment", args.augment)) if value is not None)
     print(f"model: {layers} {args.activation}, {args.solver} lr {args.learning_rate:g}, "
-          f"batch {args.batch_size}, {args.epochs} epochs", flush=True)
+          f"batch {args.batch_size}, {args.epochs} epochs{extras}", flush=True)
     t1 = time.perf_counter()
     model.fit(X, y, validation_data=val_data, checkpoint=checkpoint)
     return _report(args, model, X_test, y_test, val_data, time.perf_counter() - t1)
