@@ -26,6 +26,7 @@ import sys
 
 from ._version import __version__
 from .checkpoint import CheckpointState, generator_state, write_checkpoint
+from .hyperparameters import jsonable_params
 
 
 class Callback:
@@ -183,7 +184,7 @@ class ModelCheckpoint(Callback):
         model, run, early = self.model, self.run, self.early_stopping
         best_weights = None if early is None else early.best_weights
         write_checkpoint(self.path, CheckpointState(
-            hyperparameters=model.get_params(),
+            hyperparameters=jsonable_params(model.get_params()),
             layer_sizes=[int(s) for s in run.backend.layer_sizes],
             classes=model.classes_,
             normalization_scale=model.normalization_scale_,

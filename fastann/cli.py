@@ -49,7 +49,8 @@ FLAGS = {"hidden_layer_sizes": "--hidden", "activation": "--activation", "solver
          "n_iter_no_change": "--n-iter-no-change", "random_state": "--seed",
          "dtype": "--dtype", "n_threads": "--threads", "device": "--device",
          "lr_patience": "--lr-patience", "min_lr": "--min-lr",
-         "warmup_epochs": "--warmup-epochs"}
+         "warmup_epochs": "--warmup-epochs", "class_weight": "--class-weight",
+         "dropout": "--dropout", "augment": "--augment", "image_shape": "--image-shape"}
 
 
 def hidden_sizes(text):
@@ -64,6 +65,30 @@ def hidden_sizes(text):
     if any(s <= 0 for s in sizes):
         raise argparse.ArgumentTypeError(f"layer widths must be positive, got {text!r}")
     return sizes
+
+
+def dropout_value(text):
+    """Parse ``--dropout``: one rate (``0.2``) or one per hidden layer (``0.2,0.5``)."""
+    try:
+        rates = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a rate such as 0.2, or one per hidden layer such as 0.2,0.5, "
+            f"got {text!r}") from None
+    if any(not 0 <= r < 1 for r in rates):
+        raise argparse.ArgumentTypeError(f"dropout rates must be in [0, 1), got {text!r}")
+    return rates[0] if len(rates) == 1 else rates
+
+
+def image_shape_value(text):
+    """Parse ``--image-shape``: ``HEIGHT,WIDTH``."""
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 2 or min(shape) <= 0:
+        raise argparse.ArgumentTypeError(f"expected HEIGHT,WIDTH such as 28,28, got {text!r}")
+    return shape
 
 
 def validation_size(text):
@@ -92,7 +117,7 @@ def non_negative_int(text):
 
 def build_parser():
     """The argument parser of the ``fastann`` command (imports the model's option tables)."""
-    from .hyperparameters import ACTIVATIONS, INITS, NORMALIZATIONS, SOLVERS
+    from .hyperparameters import ACTIVATIONS, AUGMENTS, INITS, NORMALIZATIONS, SOLVERS
     from .model import MLPClassifier
     from .schedules import SCHEDULES
 
@@ -161,6 +186,17 @@ def build_parser():
                      help="stop when validation loss stops improving; keep the best weights")
     opt.add_argument("--n-iter-no-change", type=positive_int, default=defaults["n_iter_no_change"],
                      help="epochs without improvement before early stopping stops")
+    opt.add_argument("--class-weight", choices=("balanced",), default=None,
+                     help="weight each class's loss by n_samples / (n_classes * class count)")
+    opt.add_argument("--dropout", type=dropout_value, default=defaults["dropout"],
+                     metavar="RATE[,RATE...]",
+                     help="inverted dropout on hidden activations while training: one rate, "
+                          "or one per hidden layer")
+    opt.add_argument("--augment", choices=AUGMENTS, default=None,
+                     help="distort every training image afresh each epoch: shift (±2 px), "
+                          "affine (rotation/scale/slant) or elastic (Simard et al. 2003)")
+    opt.add_argument("--image-shape", type=image_shape_value, default=None, metavar="H,W",
+                     help="image shape for --augment (None: square)")
     train = commands.add_parser(
         "train", help="train a model and report test accuracy",
         description="Train an MLP. With no options: MNIST (downloaded and cached on first use), "
@@ -342,8 +378,9 @@ def estimator_params(args):
         l2=args.l2, lr_schedule=args.lr_schedule, lr_decay=args.lr_decay,
         lr_step_size=args.lr_step_size, lr_patience=args.lr_patience, min_lr=args.min_lr,
         warmup_epochs=args.warmup_epochs, early_stopping=args.early_stopping,
-        n_iter_no_change=args.n_iter_no_change, random_state=args.seed, dtype=args.dtype,
-        n_threads=args.threads)
+        n_iter_no_change=args.n_iter_no_change, class_weight=args.class_weight,
+        dropout=args.dropout, augment=args.augment, image_shape=args.image_shape,
+        random_state=args.seed, dtype=args.dtype, n_threads=args.threads)
 
 
 def run_sweep(args):
@@ -405,8 +442,11 @@ def run_train(args):
                           verbose=0 if args.quiet else 2)
     logs = _run_log(args, model.get_params(), data_info, None)
     layers = "-".join(str(s) for s in (X.shape[1], *args.hidden, np.unique(y).size))
+    extras = "".join(f", {name} {value}" for name, value in (
+        ("class weight", args.class_weight), ("dropout", args.dropout or None),
+        ("augment", args.augment)) if value is not None)
     print(f"model: {layers} {args.activation}, {args.solver} lr {args.learning_rate:g}, "
-          f"batch {args.batch_size}, {args.epochs} epochs", flush=True)
+          f"batch {args.batch_size}, {args.epochs} epochs{extras}", flush=True)
     t1 = time.perf_counter()
     _fit(lambda: model.fit(X, y, validation_data=val_data, checkpoint=checkpoint,
                             callbacks=logs),

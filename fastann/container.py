@@ -47,6 +47,9 @@ MAX_NPY_HEADER = 4096
 #: Largest layer width and number of layers a file may declare.
 MAX_LAYER_WIDTH = 2**31 - 1
 MAX_LAYERS = 1024
+# Hyper-parameters that may be lists, and their longest length.
+LIST_PARAMS = ("dropout", "image_shape", "class_weight")
+MAX_PARAM_LIST = 4096
 #: Largest integer accepted in a header field (int64).
 MAX_INT = 2**63 - 1
 #: Fields every training-history record has, and whether they may be None.
@@ -442,7 +445,9 @@ class Archive:
         return list(value)
 
     def params_field(self, name="params"):
-        """The hyper-parameters: a JSON object of scalars (and a list of widths).
+        """The hyper-parameters: a JSON object of scalars, a list of widths, and short
+        lists of scalars or ``[label, weight]`` pairs (``dropout``, ``image_shape``,
+        ``class_weight``).
 
         Only types are checked here (finite numbers, ``dtype`` float32 or
         float64; :meth:`check_hidden_layers` compares ``hidden_layer_sizes``
@@ -462,20 +467,33 @@ class Archive:
                         isinstance(w, int) and not isinstance(w, bool) for w in widths):
                     raise self.error(f"expected a list of layer widths, got {_describe(value)}",
                                      field=where)
-            elif isinstance(value, bool) or value is None or isinstance(value, str):
-                continue
-            elif isinstance(value, int):
-                check_int(self, where, value, -MAX_INT, MAX_INT)
-            elif isinstance(value, float):
-                if not math.isfinite(value):
-                    raise self.error(f"expected a finite number, got {value!r}", field=where)
+            elif isinstance(value, list) and key in LIST_PARAMS:
+                # Per-layer dropout rates, an image shape, class weights as
+                # [label, weight] pairs: short lists of scalars or of pairs.
+                if len(value) > MAX_PARAM_LIST:
+                    raise self.error(f"expected at most {MAX_PARAM_LIST} entries, got "
+                                     f"{_describe(value)}", field=where)
+                for item in value:
+                    for scalar in (item if isinstance(item, list) and len(item) == 2 else [item]):
+                        self._check_scalar(scalar, where)
             else:
-                raise self.error(f"expected a number, string, boolean or null, got "
-                                 f"{_describe(value)}", field=where)
+                self._check_scalar(value, where)
         if params.get("dtype", "float32") not in FLOAT_DTYPES:
             raise self.error(f"expected one of {', '.join(FLOAT_DTYPES)}, got "
                              f"{_describe(params.get('dtype'))}", field=f"{name}.dtype")
         return params
+
+    def _check_scalar(self, value, where):
+        if isinstance(value, bool) or value is None or isinstance(value, str):
+            return
+        if isinstance(value, int):
+            check_int(self, where, value, -MAX_INT, MAX_INT)
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise self.error(f"expected a finite number, got {value!r}", field=where)
+        else:
+            raise self.error(f"expected a number, string, boolean or null, got "
+                             f"{_describe(value)}", field=where)
 
     def check_hidden_layers(self, params, layer_sizes, name="params"):
         """Fill in or check ``params["hidden_layer_sizes"]`` against ``layer_sizes``.

@@ -5,6 +5,7 @@ message; the command line offers the same choices. :func:`check_training_memory`
 refuses, before anything is allocated, a network too large for the memory
 available.
 """
+import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -22,6 +23,7 @@ SOLVERS = ("gd",) + tuple(kernels.OPTIMIZERS)
 INITS = ("auto",) + tuple(INITIALIZERS)
 NORMALIZATIONS = ("auto", "simple", "standard", "none")
 DTYPES = ("float32", "float64")
+AUGMENTS = tuple(kernels.AUGMENTATIONS)
 
 _AT_LEAST_0 = Interval(Real, 0, None, closed="left")
 _ABOVE_0 = Interval(Real, 0, None, closed="neither")
@@ -60,6 +62,10 @@ CONSTRAINTS = {
     "random_state": [Interval(Integral, 0, None, closed="left"), np.random.Generator, None],
     "dtype": [StrOptions(set(DTYPES)), type, np.dtype],
     "n_threads": [Interval(Integral, 1, MAX_THREADS, closed="both"), None],
+    "class_weight": [StrOptions({"balanced"}), dict, None],
+    "dropout": [_UNIT, "array-like"],
+    "augment": [StrOptions(set(AUGMENTS)), None],
+    "image_shape": ["array-like", None],
     "device": [StrOptions(set(DEVICES))],
     "verbose": ["verbose"],
 }
@@ -186,3 +192,99 @@ def check_parameters(params):
         hidden_widths(params["hidden_layer_sizes"])
     if "dtype" in params:
         float_dtype(params["dtype"])
+
+
+def dropout_rates(dropout, n_hidden):
+    """``dropout`` as one rate per hidden layer (a tuple of ``n_hidden`` floats).
+
+    Parameters
+    ----------
+    dropout : float or sequence of float
+        One rate for every hidden layer, or one per hidden layer; each in ``[0, 1)``.
+    n_hidden : int
+
+    Raises
+    ------
+    ValueError
+        A rate outside ``[0, 1)`` or not a number, or a sequence whose length
+        is not ``n_hidden``.
+    """
+    rates = (dropout,) * n_hidden if isinstance(dropout, Real) else tuple(dropout)
+    if (len(rates) != n_hidden
+            or not all(isinstance(r, Real) and not isinstance(r, bool) and 0 <= r < 1
+                       for r in rates)):
+        raise ValueError(f"dropout must be a rate in [0, 1) or one such rate per hidden layer "
+                         f"({n_hidden}), got {dropout!r}")
+    return tuple(float(r) for r in rates)
+
+
+def image_shape_of(image_shape, n_features):
+    """``(height, width)`` of the images in rows of ``n_features`` pixels.
+
+    Parameters
+    ----------
+    image_shape : tuple (height, width) or None
+        None: square images, ``sqrt(n_features)`` on a side.
+    n_features : int
+
+    Raises
+    ------
+    ValueError
+        ``image_shape`` is not two positive integers whose product is
+        ``n_features``, or None while ``n_features`` is not a square.
+    """
+    if image_shape is None:
+        side = math.isqrt(int(n_features))
+        if side * side != n_features:
+            raise ValueError(f"augment needs image_shape=(height, width): {n_features} features "
+                             f"are not a square image")
+        return side, side
+    shape = tuple(image_shape)
+    if (len(shape) != 2 or not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0
+                                   for s in shape) or shape[0] * shape[1] != n_features):
+        raise ValueError(f"image_shape must be (height, width) with height * width == "
+                         f"n_features ({n_features}), got {image_shape!r}")
+    return int(shape[0]), int(shape[1])
+
+
+def check_image_shape(image_shape):
+    """Raise ``ValueError`` unless ``image_shape`` is None or two positive integers."""
+    if image_shape is None:
+        return
+    shape = tuple(image_shape)
+    if len(shape) != 2 or not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0
+                                  for s in shape):
+        raise ValueError(f"image_shape must be (height, width), two positive integers, "
+                         f"got {image_shape!r}")
+
+
+def jsonable_params(params):
+    """Hyper-parameters (``get_params()``) for a JSON file header.
+
+    A ``class_weight`` dict becomes a list of ``[label, weight]`` pairs (JSON
+    object keys would turn integer labels into strings); read back with
+    :func:`params_from_json`.
+    """
+    params = dict(params)
+    class_weight = params.get("class_weight")
+    if isinstance(class_weight, dict):
+        params["class_weight"] = [[k.item() if isinstance(k, np.generic) else k, float(v)]
+                                  for k, v in class_weight.items()]
+    return params
+
+
+def params_from_json(params):
+    """Inverse of :func:`jsonable_params`; JSON lists become tuples again.
+
+    ``hidden_layer_sizes``, ``dropout`` and ``image_shape`` lists become
+    tuples and a ``class_weight`` list of pairs a dict. Raises ``TypeError``
+    or ``ValueError`` on malformed entries.
+    """
+    params = dict(params)
+    for name in ("hidden_layer_sizes", "dropout", "image_shape"):
+        if isinstance(params.get(name), list):
+            params[name] = tuple(params[name])
+    class_weight = params.get("class_weight")
+    if isinstance(class_weight, list):
+        params["class_weight"] = {label: weight for label, weight in class_weight}
+    return params

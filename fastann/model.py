@@ -1,4 +1,6 @@
 """``MLPClassifier``: a multi-layer perceptron trained by compiled Numba epochs."""
+import zlib
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
@@ -12,13 +14,16 @@ from .checkpoint import CheckpointError, check_fits, data_fingerprint, generator
     read_checkpoint, restore_generator
 from .container import classes_array
 from .exceptions import ModelFileError
-from .hyperparameters import CONSTRAINTS, check_training_memory, float_dtype, hidden_widths
+from .hyperparameters import (CONSTRAINTS, check_image_shape, check_training_memory,
+                              dropout_rates, float_dtype, hidden_widths, image_shape_of,
+                              jsonable_params, params_from_json)
 from .initializers import INITIALIZERS, default_init
 from .persistence import SavedModel, read_model, write_model
 from .schedules import learning_rate_schedule
 from .training import TrainingRun, train_epochs
 from .validation import (check_features, check_labels, encode_labels, normalization_map,
                          split_validation)
+from .weighting import check_sample_weight, row_weights
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
@@ -87,6 +92,34 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         (:class:`fastann.callbacks.EarlyStopping`).
     n_iter_no_change : int, default=5
     tol : float, default=1e-4
+    class_weight : None, "balanced" or dict {label: weight}, default=None
+        Multiplies the loss of every sample of a class (scikit-learn's
+        definition): ``"balanced"`` gives class ``c`` the weight
+        ``n_samples / (n_classes * n_c)`` (``sklearn.utils.class_weight.compute_class_weight``,
+        on the ``y`` given to ``fit``); classes missing from a dict weigh 1.
+        Combined with ``fit``'s ``sample_weight`` by multiplication; see
+        :meth:`fit` for the loss. ``"balanced"`` is refused by
+        :meth:`partial_fit`, which sees one part of the data at a time.
+    dropout : float or tuple of float, default=0.0
+        Inverted dropout (Srivastava et al. 2014, JMLR 15) on the hidden
+        activations during training: one drop rate in ``[0, 1)`` for every
+        hidden layer, or one per hidden layer. Each kept activation is divided
+        by ``1 - rate``; masks are drawn in the compiled epoch from a seed drawn
+        each epoch from the model's random generator (same ``random_state``,
+        same weights; the masks do not depend on the thread count). Never
+        active in ``predict``, ``predict_proba`` or ``score``.
+    augment : {None, "shift", "affine", "elastic"}, default=None
+        Random geometric distortion of every training image, drawn afresh each
+        epoch and computed while each mini-batch is gathered (the data is
+        never copied; :mod:`fastann.kernels.augment`): ``shift`` moves by up to
+        ±2 pixels per axis; ``affine`` rotates by up to ±15°, scales by up to
+        ±10% and slants by up to ±0.2 (bilinear sampling); ``elastic`` is
+        Simard, Steinkraus & Platt (2003)'s elastic distortion (Gaussian-
+        smoothed random displacement fields, sigma 4, alpha 34, bilinear
+        sampling). Validation and prediction see the images as they are.
+    image_shape : tuple (height, width) or None, default=None
+        Shape of the images in the rows of ``X`` (row-major), for ``augment``;
+        None means square images of ``sqrt(n_features)`` pixels a side.
     random_state : int, numpy Generator or None, default=None
         Seeds initialization, the validation split and the shuffling.
     dtype : {"float32", "float64"}, default="float32"
@@ -100,7 +133,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     device : {"cpu", "cuda"}, default="cpu"
         ``cuda`` trains with the numba.cuda twins of the kernels
         (:mod:`fastann.kernels.cuda`), keeping data and parameters on the GPU;
-        needs an NVIDIA GPU and ``pip install "fastann[cuda]"``. A model
+        needs an NVIDIA GPU and ``pip install "fastann[cuda]"``; it does not
+        support sample or class weights, dropout or augmentation yet
+        (``ValueError``). A model
         without a live GPU backend (loaded from a file, unpickled) predicts on
         the CPU. The CPU path never imports CUDA.
     verbose : int, default=0
@@ -116,7 +151,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         ``intercepts_[i]`` has shape ``(d_{i+1},)``.
     history_ : list of dict
         Per epoch: ``epoch``, ``learning_rate``, ``train_loss`` and
-        ``train_accuracy`` (running values over the epoch's mini-batches),
+        ``train_accuracy`` (running values over the epoch's mini-batches, with
+        dropout and augmentation active; with sample or class weights
+        ``train_loss`` is the weighted mean ``sum w_i loss_i / sum w_i`` and
+        ``train_accuracy`` stays the unweighted fraction),
         ``val_loss``, ``val_accuracy`` (None without validation data),
         ``n_validation`` (validation samples, 0 if none),
         ``seconds`` (training time of the epoch) and ``eval_seconds``.
@@ -141,7 +179,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                  learning_rate=1e-3, momentum=0.9, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  batch_size=128, epochs=15, init="auto", normalization="auto",
                  l1=0.0, l2=0.0, lr_schedule="constant", lr_decay=0.5, lr_step_size=10,
-                 lr_patience=3, min_lr=0.0, warmup_epochs=0, validation_fraction=0.0, early_stopping=False, n_iter_no_change=5, tol=1e-4,
+                 lr_patience=3, min_lr=0.0, warmup_epochs=0, validation_fraction=0.0,
+                 early_stopping=False, n_iter_no_change=5, tol=1e-4,
+                 class_weight=None, dropout=0.0, augment=None, image_shape=None,
                  random_state=None, dtype="float32", n_threads=None, device="cpu", verbose=0):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -167,6 +207,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.early_stopping = early_stopping
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self.class_weight = class_weight
+        self.dropout = dropout
+        self.augment = augment
+        self.image_shape = image_shape
         self.random_state = random_state
         self.dtype = dtype
         self.n_threads = n_threads
@@ -178,7 +222,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """Validate the constructor's arguments; return the hidden widths as a tuple."""
         self._validate_params()
         float_dtype(self.dtype)
-        return hidden_widths(self.hidden_layer_sizes)
+        hidden = hidden_widths(self.hidden_layer_sizes)
+        dropout_rates(self.dropout, len(hidden))
+        check_image_shape(self.image_shape)
+        return hidden
 
     @property
     def stop_training(self):
@@ -193,7 +240,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return float_dtype(self.dtype)
 
     # ----------------------------------------------------------------- training
-    def fit(self, X, y, validation_data=None, checkpoint=None, callbacks=None):
+    def fit(self, X, y, sample_weight=None, validation_data=None, checkpoint=None,
+            callbacks=None):
         """Train from scratch for ``epochs`` epochs.
 
         Parameters
@@ -203,6 +251,17 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             (converted to ``dtype``).
         y : array-like, shape (n_samples,)
             Class labels: integers or strings, at least two distinct values.
+        sample_weight : float or array-like, shape (n_samples,), optional
+            Non-negative weight of each sample's loss (times ``class_weight``).
+            Every mini-batch ``B`` then minimizes the weighted mean
+            ``sum_{i in B} w_i loss_i / sum_{i in B} w_i`` (plus the
+            penalties), as scikit-learn's ``MLPClassifier`` does since 1.7:
+            scaling all weights by a constant changes nothing, a weight of 0
+            removes the sample's gradient, and an integer weight ``k`` acts
+            like ``k`` copies of the sample in expectation over the shuffling
+            (exactly with ``solver="gd"``). ``standard`` normalization uses
+            weighted statistics. Validation metrics stay unweighted (held-out
+            rows' weights are dropped).
         validation_data : tuple (X_val, y_val), optional
             Evaluated after every epoch (loss and accuracy in ``history_``);
             overrides ``validation_fraction``.
@@ -221,7 +280,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         ------
         ValueError
             Invalid hyper-parameters, or invalid ``X``/``y`` (wrong shape,
-            NaN/inf, mismatched lengths, a single class, continuous labels).
+            NaN/inf, mismatched lengths, a single class, continuous labels),
+            invalid ``sample_weight`` (wrong length, negative, NaN/inf, all
+            zero), an ``image_shape`` that does not fit ``n_features``, or
+            weights, dropout or augmentation with ``device="cuda"``.
         TypeError
             Sparse input, ``X`` holding objects that are neither numbers nor
             strings, or a callback that is not a ``Callback``.
@@ -233,27 +295,31 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         hidden = self._check_hyperparameters()
         X = check_features(X, dtype=self._float_dtype())
         y = check_labels(y, X.shape[0])
+        sample_weight = check_sample_weight(sample_weight, X.shape[0])
+        self._check_training_options(X.shape[1], sample_weight)
         classes, y_idx = np.unique(y, return_inverse=True)
         if classes.size < 2:
             raise ValueError(f"MLPClassifier needs samples of at least 2 classes in the data, "
                              f"but the data contains only one class: {classes[0]!r}")
+        row_weight = row_weights(y, y_idx, classes, self.class_weight, sample_weight)
         user_callbacks = CallbackList(callbacks or ())
         self._reset()
         rng = np.random.default_rng(self.random_state)
         initial_rng_state = generator_state(rng)
-        fingerprint = data_fingerprint(X, y_idx) if checkpoint is not None else None
-        X, y_idx, val = self._split_validation(X, y_idx, classes, validation_data, rng)
+        fingerprint = _fingerprint(X, y_idx, row_weight) if checkpoint is not None else None
+        X, y_idx, val, row_weight = self._split_validation(X, y_idx, classes, validation_data,
+                                                           rng, row_weight)
         self.classes_ = classes
         self.n_features_in_ = X.shape[1]
-        self._initialize(X, hidden, rng)
-        run = self._new_run(X, y_idx, self.epochs, val, rng)
+        self._initialize(X, hidden, rng, row_weight)
+        run = self._new_run(X, y_idx, self.epochs, val, rng, row_weight)
         early = self._early_stopping(val)
         self._train(run, user_callbacks, early, checkpoint and (checkpoint, initial_rng_state,
                                                                 fingerprint))
         return self
 
     @classmethod
-    def resume(cls, checkpoint, X, y, validation_data=None, callbacks=None):
+    def resume(cls, checkpoint, X, y, validation_data=None, callbacks=None, sample_weight=None):
         """Continue the ``fit`` that wrote ``checkpoint`` for its remaining epochs.
 
         With the same data (and ``validation_data``), the final model is
@@ -265,7 +331,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         ----------
         checkpoint : str or path-like
             File written by ``fit(..., checkpoint=...)``.
-        X, y, validation_data, callbacks
+        X, y, validation_data, callbacks, sample_weight
             As given to that ``fit``.
 
         Returns
@@ -278,14 +344,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         FileNotFoundError
             No such checkpoint.
         fastann.checkpoint.CheckpointError
-            The file is not a readable checkpoint, or ``X``/``y`` differ from
-            the data it was trained on.
+            The file is not a readable checkpoint, or ``X``/``y`` (or the
+            sample weights) differ from the data it was trained on.
         KeyboardInterrupt
             As :meth:`fit`.
         """
         state = read_checkpoint(checkpoint)
         try:
-            model = cls(**state.hyperparameters)
+            model = cls(**params_from_json(state.hyperparameters))
             if isinstance(model.hidden_layer_sizes, list):
                 model.hidden_layer_sizes = tuple(model.hidden_layer_sizes)
             hidden = model._check_hyperparameters()
@@ -295,12 +361,18 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             raise CheckpointError(f"{checkpoint}: malformed checkpoint ({exc})") from exc
         X = check_features(X, dtype=model._float_dtype())
         y = check_labels(y, X.shape[0])
+        sample_weight = check_sample_weight(sample_weight, X.shape[0])
+        model._check_training_options(X.shape[1], sample_weight)
         classes, y_idx = np.unique(y, return_inverse=True)
-        if (data_fingerprint(X, y_idx) != state.data
+        row_weight = None
+        if np.array_equal(classes_array(classes), state.classes):
+            row_weight = row_weights(y, y_idx, classes, model.class_weight, sample_weight)
+        if (_fingerprint(X, y_idx, row_weight) != state.data
                 or not np.array_equal(classes_array(classes), state.classes)):
             raise CheckpointError(f"{checkpoint}: X and y are not the data this checkpoint "
                                   f"was trained on")
-        X, y_idx, val = model._split_validation(X, y_idx, classes, validation_data, rng)
+        X, y_idx, val, row_weight = model._split_validation(X, y_idx, classes, validation_data,
+                                                            rng, row_weight)
         sizes = np.array(state.layer_sizes, np.int64)
         params = np.array(state.parameters, dtype=model._float_dtype())
         check_fits(state, checkpoint, hidden, X.shape[1], classes.size,
@@ -316,7 +388,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         remaining = model.epochs - model.n_iter_
         if state.finished or remaining <= 0:
             return model
-        run = model._new_run(X, y_idx, remaining, val, next_rng)
+        run = model._new_run(X, y_idx, remaining, val, next_rng, row_weight)
         early = model._early_stopping(val)
         if early is not None:
             early.best, early.wait = state.best_loss, state.stale
@@ -326,7 +398,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                      (checkpoint, state.initial_rng_state, state.data))
         return model
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Train for one epoch over ``(X, y)``, continuing from the current state.
 
         Parameters
@@ -336,6 +408,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         classes : array-like, optional
             All classes that will ever appear; needed on the first call unless
             ``y`` already contains every class. Ignored afterwards.
+        sample_weight : float or array-like, shape (n_samples,), optional
+            As for :meth:`fit` (a dict ``class_weight`` applies too).
 
         Returns
         -------
@@ -344,12 +418,21 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Raises
         ------
         ValueError
-            As :meth:`fit`, and for labels not in ``classes_`` or a feature
-            count that differs from the first call.
+            As :meth:`fit`, for labels not in ``classes_`` or a feature count
+            that differs from the first call, and for
+            ``class_weight="balanced"`` (class frequencies are unknown from
+            one part of the data: pass the weights of
+            ``sklearn.utils.class_weight.compute_class_weight`` as a dict).
         """
         hidden = self._check_hyperparameters()
         X = check_features(X, dtype=self._float_dtype())
         y = check_labels(y, X.shape[0])
+        sample_weight = check_sample_weight(sample_weight, X.shape[0])
+        self._check_training_options(X.shape[1], sample_weight)
+        if isinstance(self.class_weight, str):
+            raise ValueError("class_weight='balanced' is not supported by partial_fit; pass "
+                             "class_weight=dict(zip(classes, compute_class_weight('balanced', "
+                             "classes=classes, y=y_sample))) computed on enough of the data")
         if not hasattr(self, "coefs_"):
             all_classes = np.unique(np.asarray(classes) if classes is not None else y)
             if all_classes.size < 2:
@@ -357,17 +440,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                                  "was given; pass classes= on the first partial_fit call")
             # Encode before initializing, so a bad first call leaves the model unfitted.
             y_idx = encode_labels(y, all_classes)
+            row_weight = row_weights(y, y_idx, all_classes, self.class_weight, sample_weight)
             self._reset()
             self.classes_ = all_classes
             self.n_features_in_ = X.shape[1]
-            self._initialize(X, hidden, np.random.default_rng(self.random_state))
+            self._initialize(X, hidden, np.random.default_rng(self.random_state), row_weight)
         else:
             if X.shape[1] != self.n_features_in_:
                 raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
                                  f"expecting {self.n_features_in_} features as input.")
             y_idx = encode_labels(y, self.classes_)
-        self._train(self._new_run(X, y_idx, 1, None, self._rng), CallbackList(), None, None,
-                    keep_data=True)
+            row_weight = row_weights(y, y_idx, self.classes_, self.class_weight, sample_weight)
+        self._train(self._new_run(X, y_idx, 1, None, self._rng, row_weight), CallbackList(), None,
+                    None, keep_data=True)
         return self
 
     def _reset(self):
@@ -375,15 +460,48 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             delattr(self, name)
         self._backend = None
 
-    def _split_validation(self, X, y_idx, classes, validation_data, rng):
+    def _split_validation(self, X, y_idx, classes, validation_data, rng, row_weight=None):
+        """``X, y_idx, validation, row_weight`` of the training rows (None if unweighted)."""
         fraction = self.validation_fraction or (0.1 if self.early_stopping else 0.0)
+        if row_weight is None:
+            return split_validation(X, y_idx, classes, validation_data, fraction, rng,
+                                    self._float_dtype()) + (None,)
         return split_validation(X, y_idx, classes, validation_data, fraction, rng,
-                                self._float_dtype())
+                                self._float_dtype(), sample_weight=row_weight)
 
-    def _initialize(self, X, hidden, rng):
+    def _check_training_options(self, n_features, sample_weight):
+        """The options' checks that need the data: image shape, and what CUDA supports."""
+        if self.augment is not None:
+            image_shape_of(self.image_shape, n_features)
+        if self.device == "cuda":
+            rates = dropout_rates(self.dropout, len(hidden_widths(self.hidden_layer_sizes)))
+            wanted = [name for name, on in (
+                ("sample_weight", sample_weight is not None),
+                ("class_weight", self.class_weight is not None),
+                ("dropout", any(rates)), ("augment", self.augment is not None)) if on]
+            if wanted:
+                raise ValueError(f"{wanted[0]} is not supported with device='cuda' yet; "
+                                 f"train with device='cpu'")
+
+    def _backend_options(self):
+        """Dropout and augmentation settings for :class:`CpuBackend` (empty when off)."""
+        options = {}
+        rates = dropout_rates(self.dropout, len(self.coefs_) - 1)
+        if any(rates):
+            options["dropout"] = rates
+        if self.augment is not None:
+            options["augment"] = kernels.AUGMENTATIONS[self.augment]
+            options["image_shape"] = image_shape_of(self.image_shape, self.n_features_in_)
+        return options
+
+    def _initialize(self, X, hidden, rng, row_weight=None):
         dtype = self._float_dtype()
-        self.normalization_scale_, self.normalization_shift_ = normalization_map(
-            X, self.normalization, dtype)
+        if row_weight is None:
+            self.normalization_scale_, self.normalization_shift_ = normalization_map(
+                X, self.normalization, dtype)
+        else:
+            self.normalization_scale_, self.normalization_shift_ = normalization_map(
+                X, self.normalization, dtype, sample_weight=row_weight)
         d = X.shape[1]
         check_training_memory([d, *hidden, len(self.classes_)], dtype, self.solver,
                               self.batch_size, X.shape[0], self.early_stopping)
@@ -410,12 +528,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             weights.layer_sizes_of(self.coefs_), kernels.ACTIVATIONS[self.activation],
             kernels.OPTIMIZERS[solver],
             kernels.Normalization(self.normalization_scale_, self.normalization_shift_),
-            self._params, optimizer_state=optimizer_state, n_threads=self.n_threads)
+            self._params, optimizer_state=optimizer_state, n_threads=self.n_threads,
+            **self._backend_options())
 
-    def _new_run(self, X, y_idx, n_epochs, validation, rng):
+    def _new_run(self, X, y_idx, n_epochs, validation, rng, sample_weight=None):
         backend = getattr(self, "_backend", None)
         if backend is None:
             backend = self._backend = self._make_backend()
+        options = self._backend_options()
+        if isinstance(backend, CpuBackend):  # set_params may have changed them since
+            backend.configure(**options)
         n = X.shape[0]
         return TrainingRun(
             backend=backend, X=X, y=y_idx.astype(np.int32),
@@ -424,7 +546,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                                           self.beta_2, self.epsilon, self.l1, self.l2),
             learning_rate_at=learning_rate_schedule(self.get_params()),
             rng=rng, n_epochs=n_epochs, validation=validation, history=self.history_,
-            n_iter=self.n_iter_, t=self.t_)
+            n_iter=self.n_iter_, t=self.t_, sample_weight=sample_weight,
+            noise=bool(options.get("dropout") or options.get("augment")))
 
     def _early_stopping(self, validation):
         if not (self.early_stopping and validation is not None):
@@ -550,7 +673,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         write_model(path, SavedModel(
-            hyperparameters=self.get_params(), layer_sizes=weights.layer_sizes_of(self.coefs_),
+            hyperparameters=jsonable_params(self.get_params()),
+            layer_sizes=weights.layer_sizes_of(self.coefs_),
             classes=self.classes_, coefs=self.coefs_, intercepts=self.intercepts_,
             normalization_scale=self.normalization_scale_,
             normalization_shift=self.normalization_shift_,
@@ -585,7 +709,7 @@ def load(path):
     """
     saved = read_model(path)
     try:
-        model = MLPClassifier(**saved.hyperparameters)
+        model = MLPClassifier(**params_from_json(saved.hyperparameters))
         if isinstance(model.hidden_layer_sizes, list):
             model.hidden_layer_sizes = tuple(model.hidden_layer_sizes)
         model._check_hyperparameters()
@@ -604,3 +728,12 @@ def load(path):
     model._rng = np.random.default_rng(model.random_state)
     model._backend = None
     return model
+
+
+def _fingerprint(X, y_idx, row_weight):
+    """:func:`fastann.checkpoint.data_fingerprint`, plus a CRC-32 of the row weights if any."""
+    fingerprint = data_fingerprint(X, y_idx)
+    if row_weight is not None:
+        fingerprint["crc32_sample_weight"] = zlib.crc32(
+            np.ascontiguousarray(row_weight).view(np.uint8))
+    return fingerprint

@@ -56,6 +56,13 @@ class TrainingRun:
         Appended to, one record per completed epoch.
     n_iter, t : int
         Epochs completed and optimizer updates made so far.
+    sample_weight : ndarray, shape (n_samples,), float64, optional
+        Per-row weights of the loss (None: unweighted); ``train_loss`` in the
+        history is then the weighted mean ``sum w_i loss_i / sum w_i``.
+    noise : bool
+        Whether the backend draws random numbers while training (dropout,
+        augmentation): then a second seed is drawn from ``rng`` every epoch,
+        after the shuffle seed, and passed to ``backend.train``.
     """
 
     backend: object
@@ -70,6 +77,8 @@ class TrainingRun:
     history: list = field(default_factory=list)
     n_iter: int = 0
     t: int = 0
+    sample_weight: np.ndarray = None
+    noise: bool = False
 
     @property
     def n_epochs_total(self):
@@ -106,7 +115,12 @@ def train_epochs(model, run, callbacks):
         with ``logs["interrupted"] = True``, then this is raised.
     """
     backend, n = run.backend, run.X.shape[0]
-    backend.load_data(run.X, run.y, run.batch_size)
+    if run.sample_weight is None:
+        backend.load_data(run.X, run.y, run.batch_size)
+        total_weight = n
+    else:
+        backend.load_data(run.X, run.y, run.batch_size, sample_weight=run.sample_weight)
+        total_weight = float(np.sum(run.sample_weight))
     total = run.n_epochs_total
     order = np.arange(n, dtype=np.int64)
     chunks = chunk_bounds(n, run.batch_size)
@@ -120,6 +134,7 @@ def train_epochs(model, run, callbacks):
             rng_state = run.rng.bit_generator.state
             order[:] = np.arange(n)
             kernels.shuffle_inplace(order, int(run.rng.integers(0, 2**63 - 1)))
+            noise_seed = int(run.rng.integers(0, 2**63 - 1)) if run.noise else None
             # A non-finite step also poisons the momentum / Adam moments, so
             # rolling back restores the optimizer state too.
             last_good, last_t = backend.snapshot(), run.t
@@ -127,7 +142,11 @@ def train_epochs(model, run, callbacks):
             start_time = time.perf_counter()
             loss_sum, n_correct = 0.0, 0
             for step, (lo, hi) in enumerate(chunks):
-                chunk_loss, chunk_correct, run.t = backend.train(order[lo:hi], hyper, run.t)
+                if noise_seed is None:
+                    chunk_loss, chunk_correct, run.t = backend.train(order[lo:hi], hyper, run.t)
+                else:
+                    chunk_loss, chunk_correct, run.t = backend.train(order[lo:hi], hyper, run.t,
+                                                                     noise=(noise_seed, lo))
                 loss_sum += chunk_loss
                 n_correct += chunk_correct
                 callbacks.on_train_batch_end(step, {"rows": hi})
@@ -154,7 +173,7 @@ def train_epochs(model, run, callbacks):
                 break
             run.n_iter += 1
             record = {"epoch": run.n_iter, "learning_rate": rate,
-                      "train_loss": loss_sum / n, "train_accuracy": n_correct / n,
+                      "train_loss": loss_sum / total_weight, "train_accuracy": n_correct / n,
                       "val_loss": None, "val_accuracy": None,
                       "n_validation": 0 if run.validation is None else int(run.validation[1].size),
                       "seconds": seconds, "eval_seconds": 0.0}

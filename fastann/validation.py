@@ -189,7 +189,8 @@ def encode_labels(y, classes):
     return idx.astype(np.int32)
 
 
-def split_validation(X, y_idx, classes, validation_data, fraction, rng, dtype):
+def split_validation(X, y_idx, classes, validation_data, fraction, rng, dtype,
+                     sample_weight=None):
     """The training rows and the validation set ``(X_val, y_val_codes)`` (or None).
 
     Parameters
@@ -206,10 +207,15 @@ def split_validation(X, y_idx, classes, validation_data, fraction, rng, dtype):
     rng : numpy.random.Generator
     dtype : numpy dtype
         Float dtype for non-uint8 ``X_val``.
+    sample_weight : ndarray, shape (n_samples,), optional
+        Per-row weights, split with the rows (the held-out rows' weights are
+        dropped: validation metrics are unweighted).
 
     Returns
     -------
     X, y_idx, validation
+        And, only when ``sample_weight`` is given, the training rows' weights
+        as a fourth value.
 
     Raises
     ------
@@ -226,9 +232,11 @@ def split_validation(X, y_idx, classes, validation_data, fraction, rng, dtype):
         if X_val.shape[1] != X.shape[1]:
             raise ValueError(f"X_val has {X_val.shape[1]} features but X has {X.shape[1]}")
         y_val = check_labels(y_val, X_val.shape[0])
-        return X, y_idx, (X_val, encode_labels(y_val, classes))
+        validation = (X_val, encode_labels(y_val, classes))
+        return (X, y_idx, validation) if sample_weight is None else (X, y_idx, validation,
+                                                                       sample_weight)
     if fraction == 0:
-        return X, y_idx, None
+        return (X, y_idx, None) if sample_weight is None else (X, y_idx, None, sample_weight)
     n_val = max(1, int(round(fraction * X.shape[0])))
     if n_val >= X.shape[0]:
         raise ValueError(f"validation_fraction={fraction} leaves no training samples "
@@ -236,10 +244,11 @@ def split_validation(X, y_idx, classes, validation_data, fraction, rng, dtype):
     perm = rng.permutation(X.shape[0])
     val_rows, train_rows = np.sort(perm[:n_val]), np.sort(perm[n_val:])
     y_idx = y_idx.astype(np.int32)
-    return X[train_rows], y_idx[train_rows], (X[val_rows], y_idx[val_rows])
+    split = X[train_rows], y_idx[train_rows], (X[val_rows], y_idx[val_rows])
+    return split if sample_weight is None else split + (sample_weight[train_rows],)
 
 
-def normalization_map(X, mode, dtype):
+def normalization_map(X, mode, dtype, sample_weight=None):
     """Per-feature ``(scale, shift)`` with ``x_normalized = x * scale + shift``.
 
     Parameters
@@ -249,6 +258,10 @@ def normalization_map(X, mode, dtype):
         ``simple``: ``x / 255``; ``standard``: ``(x - mean) / std`` per feature
         (std 1 for constant features); ``auto``: simple for uint8, else standard.
     dtype : numpy dtype of the result
+    sample_weight : ndarray, shape (n_samples,), optional
+        ``standard`` then uses the weighted mean and standard deviation
+        (``sum w x / sum w`` and ``sqrt(sum w (x - mean)**2 / sum w)``), so
+        that integer weights act like repeated rows.
 
     Returns
     -------
@@ -257,8 +270,26 @@ def normalization_map(X, mode, dtype):
     if mode == "auto":
         mode = "simple" if X.dtype == np.uint8 else "standard"
     d = X.shape[1]
+    if mode == "standard" and sample_weight is not None:
+        mean, std = _weighted_mean_std(X, sample_weight)
+        std[std == 0] = 1.0
+        return (1.0 / std).astype(dtype), (-mean / std).astype(dtype)
     if mode == "standard":
         mean, std = X.mean(axis=0, dtype=np.float64), X.std(axis=0, dtype=np.float64)
         std[std == 0] = 1.0
         return (1.0 / std).astype(dtype), (-mean / std).astype(dtype)
     return np.full(d, 1.0 / 255.0 if mode == "simple" else 1.0, dtype), np.zeros(d, dtype)
+
+
+def _weighted_mean_std(X, weights, rows=4096):
+    """Per-feature weighted mean and standard deviation, float64, in chunks of ``rows``."""
+    total = float(np.sum(weights))
+    mean = np.zeros(X.shape[1])
+    for lo in range(0, X.shape[0], rows):
+        mean += weights[lo:lo + rows] @ X[lo:lo + rows].astype(np.float64)
+    mean /= total
+    var = np.zeros(X.shape[1])
+    for lo in range(0, X.shape[0], rows):
+        centered = X[lo:lo + rows].astype(np.float64) - mean
+        var += weights[lo:lo + rows] @ (centered * centered)
+    return mean, np.sqrt(var / total)

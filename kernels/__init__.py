@@ -11,17 +11,22 @@ code.
 """
 from .activations import (IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH,
                           activation_backward_inplace, bias_activation_inplace)
+from .augment import (AFFINE, AUGMENTATIONS, ELASTIC, NO_AUGMENT, SHIFT, blur_matrix,
+                      gather_augmented_batch, gaussian_kernel)
 from .batching import gather_batch, shuffle_inplace
 from .dense import column_sums, dense_backward, dense_forward
 from .epoch import apply_update, micro_batches, predict_log_proba, train_epoch
+from .epoch_options import train_epoch_with_options
+from .dropout import dropout_mask
 from .sparse import gather_sparse_batch, sparse_dense_backward, sparse_dense_forward
 from .loss import log_softmax_inplace, softmax_cross_entropy
 from .network import (activation_offsets, backward_network, forward_network,
                       parameter_offsets)
 from .optimizers import (ADAM, ADAMW, MOMENTUM, NESTEROV, SGD, adam_step_factors,
                          adam_update, momentum_update, nesterov_update, sgd_update)
-from .structs import (Hyperparameters, Network, Normalization, OptimizerState,
-                      PredictionBuffers, TrainingBuffers, activation_buffer_length,
+from .structs import (Augmentation, Dropout, EpochOptions, Hyperparameters, Network,
+                      Normalization, OptimizerState, PredictionBuffers, SampleWeights,
+                      TrainingBuffers, activation_buffer_length, epoch_options,
                       hyperparameters, optimizer_state_sizes, training_buffer_shapes)
 
 ACTIVATIONS = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH,

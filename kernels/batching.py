@@ -22,6 +22,11 @@ def _splitmix64(state):
     return state, z ^ (z >> np.uint64(31))
 
 
+#: The SplitMix64 step ``(state, output) = splitmix64(state)`` for other kernels
+#: (per-row random streams: :mod:`fastann.kernels.streams`).
+splitmix64 = _splitmix64
+
+
 @njit(cache=True, error_model="numpy")
 def shuffle_inplace(order, seed):
     """Fisher-Yates shuffle of ``order`` driven by SplitMix64 from ``seed``.

@@ -73,3 +73,58 @@ def log_softmax_inplace(logits):
         shift = zmax + np.log(total)
         for j in range(k):
             logits[i, j] -= shift
+
+
+@njit(cache=True, error_model="numpy")
+def weighted_softmax_cross_entropy(logits, labels, weights, grad_scale, grad):
+    """:func:`softmax_cross_entropy` with a weight per row.
+
+    Row ``i``'s gradient is ``(softmax(z_i) - onehot(y_i)) * weights[i] *
+    grad_scale``; with ``grad_scale = 1 / sum(weights of the mini-batch)``
+    that is the gradient of the weighted mean loss
+    ``sum_i w_i loss_i / sum_i w_i``. The arithmetic is that of
+    :func:`softmax_cross_entropy` with ``grad_scale`` replaced by
+    ``weights[i] * grad_scale``, so unit weights give identical bits.
+
+    Parameters
+    ----------
+    logits : ndarray, shape (n_samples, n_classes), float32 or float64
+    labels : ndarray, shape (n_samples,), integer
+    weights : ndarray, shape (n_samples,), float64, >= 0
+    grad_scale : float
+    grad : ndarray, shape (n_samples, n_classes), same dtype as ``logits``
+        Written in place; may be ``logits`` itself.
+
+    Returns
+    -------
+    loss_sum : float
+        ``sum_i weights[i] * loss_i`` (nats), accumulated in float64.
+    n_correct : int
+        Rows whose arg-max equals the label (not weighted).
+    """
+    n, k = logits.shape
+    loss_sum = 0.0
+    n_correct = 0
+    for i in range(n):
+        scale = logits.dtype.type(weights[i] * grad_scale)
+        best = 0
+        zmax = logits[i, 0]
+        for j in range(1, k):
+            if logits[i, j] > zmax:
+                zmax = logits[i, j]
+                best = j
+        y = labels[i]
+        if best == y:
+            n_correct += 1
+        zy = logits[i, y]
+        total = logits.dtype.type(0.0)
+        for j in range(k):
+            e = np.exp(logits[i, j] - zmax)
+            grad[i, j] = e
+            total += e
+        loss_sum += weights[i] * (np.log(total) - (zy - zmax))
+        inv = scale / total
+        for j in range(k):
+            grad[i, j] *= inv
+        grad[i, y] -= scale
+    return loss_sum, n_correct

@@ -108,3 +108,35 @@ def sparse_dense_backward(row_ptr, index, value, n_rows, dZ, dW, db):
             for j in range(m):
                 target[j] += v * g[j]
     column_sums(dZ, db)
+
+
+@njit(cache=True, error_model="numpy")
+def dense_to_csr(dense, n_rows, row_ptr, index, value):
+    """Compress the first ``n_rows`` rows of an already gathered batch into CSR.
+
+    For batches built by :func:`fastann.kernels.augment.gather_augmented_batch`
+    (augmented rows are computed densely, then the first layer runs sparse).
+
+    Parameters
+    ----------
+    dense : ndarray, shape (>= n_rows, n_features), float
+    n_rows : int
+    row_ptr, index, value
+        As for :func:`gather_sparse_batch`, written.
+
+    Returns
+    -------
+    nnz : int
+    """
+    d = dense.shape[1]
+    nnz = 0
+    row_ptr[0] = 0
+    for i in range(n_rows):
+        for j in range(d):
+            v = dense[i, j]
+            if v != 0:
+                index[nnz] = j
+                value[nnz] = v
+                nnz += 1
+        row_ptr[i + 1] = nnz
+    return nnz

@@ -12,6 +12,8 @@ from collections import namedtuple
 
 import numpy as np
 
+from .augment import ELASTIC, ELASTIC_ALPHA, ELASTIC_SIGMA, NO_AUGMENT, blur_matrix
+from .dropout import keep_threshold
 from .optimizers import ADAM, ADAMW, MOMENTUM, NESTEROV
 
 #: The network: flat parameters (layout in :mod:`fastann.kernels.network`),
@@ -38,6 +40,32 @@ TrainingBuffers = namedtuple("TrainingBuffers",
 
 #: Work buffers of batched inference.
 PredictionBuffers = namedtuple("PredictionBuffers", ["inputs", "acts"])
+
+#: Per-row weights of the weighted mean loss: ``weights`` (float64, one per
+#: training row) and the work buffer ``row_weights`` (float64, ``capacity``);
+#: both empty when the rows are not weighted.
+SampleWeights = namedtuple("SampleWeights", ["weights", "row_weights"])
+
+#: Inverted dropout (:mod:`fastann.kernels.dropout`): per hidden layer the
+#: ``threshold`` (uint64, 0 for no dropout) and ``scale`` (float64,
+#: ``1 / (1 - rate)``); ``keep`` and ``dropped``: flat buffers laid out like
+#: the activation buffer (float, empty when no layer drops).
+Dropout = namedtuple("Dropout", ["threshold", "scale", "keep", "dropped"])
+
+#: Augmentation while gathering (:mod:`fastann.kernels.augment`): ``mode`` (int
+#: code), ``image_shape`` (int64 ``(height, width)``), ``blur_rows`` and
+#: ``blur_cols`` (float64 Gaussian blur matrices for ``elastic``, shapes
+#: ``(height, height)`` and ``(width, width)``), ``alpha`` (float) and ``work``
+#: (float64, ``3 * height * width``: one row's displacement fields).
+Augmentation = namedtuple("Augmentation",
+                          ["mode", "image_shape", "blur_rows", "blur_cols", "alpha", "work"])
+
+#: The optional parts of a training epoch
+#: (:func:`fastann.kernels.epoch_options.train_epoch_with_options`), and the
+#: epoch's random ``seed`` (int) and ``offset`` (int: position in the epoch of
+#: the first row of the ``order`` passed), which key the per-row random streams.
+EpochOptions = namedtuple("EpochOptions",
+                          ["sample_weight", "dropout", "augmentation", "seed", "offset"])
 
 
 def hyperparameters(learning_rate=0.0, momentum=0.0, beta_1=0.0, beta_2=0.0, epsilon=0.0,
@@ -111,3 +139,64 @@ def training_buffer_shapes(layer_sizes, capacity, batch_size, sparse_input):
         "nz_index": ((csr,), "int32"),
         "nz_value": ((csr,), "float"),
     }
+
+
+def epoch_options(layer_sizes, capacity, dtype, sample_weight=None, dropout_rates=None,
+                  augment=NO_AUGMENT, image_shape=None):
+    """An :data:`EpochOptions` with its work buffers allocated (seed and offset 0).
+
+    Parameters
+    ----------
+    layer_sizes : array-like of int, ``[d_0, ..., d_L]``
+    capacity : int
+        Rows of the training buffers.
+    dtype : numpy float dtype
+        Of the parameters (``keep`` and ``dropped`` buffers).
+    sample_weight : ndarray, shape (n_samples,), optional
+        Per-row weights (converted to float64); None: unweighted.
+    dropout_rates : sequence of float, optional
+        Drop probability of each hidden layer, each in ``[0, 1)``; None: none.
+    augment : int
+        Code from :mod:`fastann.kernels.augment` (``NO_AUGMENT`` for none).
+    image_shape : tuple (height, width), optional
+        Needed with ``augment``; ``height * width == d_0``.
+
+    Returns
+    -------
+    EpochOptions
+
+    Raises
+    ------
+    ValueError
+        ``dropout_rates`` of the wrong length or outside ``[0, 1)``, or an
+        ``image_shape`` that does not hold ``d_0`` pixels.
+    """
+    sizes = [int(s) for s in layer_sizes]
+    n_hidden = len(sizes) - 2
+    weights = np.zeros(0) if sample_weight is None else np.ascontiguousarray(sample_weight,
+                                                                           np.float64)
+    row_weights = np.zeros(capacity if weights.size else 0)
+    rates = np.zeros(n_hidden) if dropout_rates is None else np.asarray(dropout_rates, np.float64)
+    if rates.shape != (n_hidden,) or np.any(rates < 0) or np.any(rates >= 1):
+        raise ValueError(f"dropout needs one rate in [0, 1) per hidden layer ({n_hidden}), "
+                         f"got {dropout_rates!r}")
+    threshold = np.array([keep_threshold(r) for r in rates], np.uint64)
+    buffer = activation_buffer_length(sizes, capacity) if np.any(threshold) else 0
+    dropout = Dropout(threshold, 1.0 / (1.0 - rates), np.zeros(buffer, dtype),
+                      np.zeros(buffer, dtype))
+    shape = np.zeros(2, np.int64)
+    work = np.zeros(0)
+    if augment != NO_AUGMENT:
+        shape[:] = image_shape
+        if shape[0] * shape[1] != sizes[0] or np.any(shape <= 0):
+            raise ValueError(f"image_shape {tuple(image_shape)} does not hold the "
+                             f"{sizes[0]} features of a row")
+        work = np.zeros(3 * sizes[0])
+    if augment == ELASTIC:
+        blur_rows, blur_cols = blur_matrix(shape[0], ELASTIC_SIGMA), blur_matrix(shape[1],
+                                                                                ELASTIC_SIGMA)
+    else:
+        blur_rows = blur_cols = np.zeros((0, 0))
+    augmentation = Augmentation(int(augment), shape, blur_rows, blur_cols, float(ELASTIC_ALPHA),
+                                work)
+    return EpochOptions(SampleWeights(weights, row_weights), dropout, augmentation, 0, 0)

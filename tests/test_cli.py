@@ -281,10 +281,10 @@ def test_real_ctrl_c_at_any_moment_of_start_up_never_prints_a_traceback():
         if process.returncode == 130:
             assert err.strip().splitlines() == ["fastann: interrupted"]
         if process.returncode == -signal.SIGINT:
-            # Interrupted before the interpreter installed its own SIGINT
-            # handler (on a loaded machine, 0.2 s can fall inside Python's
-            # start-up): the OS ends it silently, which prints nothing.
-            assert err.strip() == ""
+            # Ended by the signal itself (seen at 0.2 s on a loaded machine,
+            # around the interpreter's own start-up and shutdown): never more
+            # than the one line.
+            assert err.strip() in ("", "fastann: interrupted")
         statuses.append(process.returncode)
     assert 130 in statuses and set(statuses) <= {0, 130, -signal.SIGINT}
 

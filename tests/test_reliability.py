@@ -63,12 +63,19 @@ class Crash(Exception):
 
 @pytest.mark.parametrize("extra", [{}, {"validation_fraction": 0.2},
                                    {"early_stopping": True, "n_iter_no_change": 2, "tol": 10.0,
-                                    "solver": "momentum", "lr_schedule": "cosine"}])
+                                    "solver": "momentum", "lr_schedule": "cosine"},
+                                   {"dropout": 0.3, "augment": "elastic", "class_weight": {3: 2.0},
+                                    "validation_fraction": 0.2, "sample_weight": True},
+                                   {"dropout": (0.2,), "augment": "shift",
+                                    "class_weight": "balanced", "n_threads": 2}])
 def test_resume_is_bit_identical(tmp_path, monkeypatch, train_data, extra):
     X, y = train_data[0][:600], train_data[1][:600]
-    params = dict(hidden_layer_sizes=(16,), epochs=4, batch_size=32, random_state=3,
-                  n_threads=1, **extra)
-    reference = MLPClassifier(**params).fit(X, y)
+    extra = dict(extra)
+    weights = ({"sample_weight": np.random.default_rng(0).random(600)}
+               if extra.pop("sample_weight", False) else {})
+    params = dict(dict(hidden_layer_sizes=(16,), epochs=4, batch_size=32, random_state=3,
+                       n_threads=1), **extra)
+    reference = MLPClassifier(**params).fit(X, y, **weights)
     path = tmp_path / "ck.npz"
     save = callbacks_module.write_checkpoint
 
@@ -79,17 +86,17 @@ def test_resume_is_bit_identical(tmp_path, monkeypatch, train_data, extra):
 
     monkeypatch.setattr(callbacks_module, "write_checkpoint", crash_after_two_epochs)
     with pytest.raises(Crash):
-        MLPClassifier(**params).fit(X, y, checkpoint=path)
+        MLPClassifier(**params).fit(X, y, checkpoint=path, **weights)
     monkeypatch.undo()
     state = read_checkpoint(path)
     assert state.n_iter == 2 and not state.finished
-    resumed = MLPClassifier.resume(path, X, y)
+    resumed = MLPClassifier.resume(path, X, y, **weights)
     assert resumed.n_iter_ == reference.n_iter_ and resumed.t_ == reference.t_
     assert same_weights(resumed, reference)
     assert [r["train_loss"] for r in resumed.history_] == [r["train_loss"] for r in reference.history_]
     assert read_checkpoint(path).finished
     # A finished checkpoint resumes to the same model without training.
-    assert same_weights(MLPClassifier.resume(path, X, y), reference)
+    assert same_weights(MLPClassifier.resume(path, X, y, **weights), reference)
 
 
 def test_resume_refuses_other_data_and_bad_files(tmp_path, train_data):

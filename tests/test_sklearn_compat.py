@@ -15,8 +15,13 @@ def _small_model():
     return MLPClassifier(hidden_layer_sizes=(16,), epochs=60, batch_size=16, random_state=0)
 
 
-# Every check passes; nothing is expected to fail.
-EXPECTED_FAILED_CHECKS = {}
+# Every other check passes.
+EXPECTED_FAILED_CHECKS = {
+    "check_sample_weight_equivalence_on_dense_data":
+        "mini-batch training: integer weights equal repeated rows only in expectation over "
+        "the shuffling (exactly with solver='gd': tests/test_features.py), as for "
+        "scikit-learn's own MLPClassifier, which passes this check only with solver='lbfgs'",
+}
 
 
 _checks = parametrize_with_checks([_small_model()],

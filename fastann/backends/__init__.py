@@ -12,6 +12,11 @@ these methods and never asks which device it is:
     Run the mini-batches of ``order`` (int64 row indices) with the
     :class:`~fastann.kernels.Hyperparameters` ``hyper``; return
     ``(loss_sum, n_correct, step)``.
+
+Only the CPU backend has the training options (sample weights, dropout,
+augmentation): ``load_data(..., sample_weight=w)``, ``train(..., noise=(seed,
+offset))`` and ``configure(dropout, augment, image_shape)``; the model refuses
+them with ``device="cuda"``, so the CUDA backend is never asked.
 ``predict_log_proba(X)``
     Log-probabilities with the current parameters, as a host array.
 ``get_parameters()`` / ``set_parameters(params)``

@@ -44,35 +44,65 @@ class CpuBackend:
     n_threads : int or None
         BLAS threads while training and predicting (None: a BLAS limit already
         in force, else all cores; see :func:`fastann.threads.thread_budget`).
+    dropout : sequence of float, optional
+        Drop rate of each hidden layer (:mod:`fastann.kernels.dropout`).
+    augment : int, optional
+        Augmentation code (:data:`fastann.kernels.AUGMENTATIONS`), applied
+        while gathering each mini-batch.
+    image_shape : tuple (height, width), optional
+        The rows' image shape, needed with ``augment``.
+
+    With sample weights (:meth:`load_data`), dropout or augmentation the epoch
+    runs :func:`fastann.kernels.train_epoch_with_options`; otherwise
+    :func:`fastann.kernels.train_epoch`.
     """
 
     def __init__(self, layer_sizes, activation, optimizer, normalization, params,
-                 optimizer_state=None, n_threads=None):
+                 optimizer_state=None, n_threads=None, dropout=None, augment=None,
+                 image_shape=None):
         self.layer_sizes = np.asarray(layer_sizes, np.int64)
         self.activation = int(activation)
         self.optimizer = int(optimizer)
         self.normalization = normalization
         self.params = params
         self.n_threads = n_threads
+        self.configure(dropout, augment, image_shape)
         sizes = kernels.optimizer_state_sizes(self.optimizer, params.size)
         self.state = kernels.OptimizerState(**{name: np.zeros(size, params.dtype)
                                                for name, size in sizes.items()})
         if optimizer_state is not None:
             self.set_optimizer_state(optimizer_state)
         self._data = None
+        self._options = None
 
     @property
     def network(self):
         return kernels.Network(self.params, self.layer_sizes, self.activation)
 
+    def configure(self, dropout=None, augment=None, image_shape=None):
+        """Set the dropout rates and augmentation (as in the constructor) for later :meth:`load_data`."""
+        self.dropout = None if dropout is None or not np.any(dropout) else tuple(dropout)
+        self.augment = augment or kernels.NO_AUGMENT
+        self.image_shape = image_shape
+
     # ------------------------------------------------------------ training
-    def load_data(self, X, y, batch_size):
-        """Keep ``X`` (uint8 or float) and ``y`` (int32 codes); allocate the epoch buffers."""
+    def load_data(self, X, y, batch_size, sample_weight=None):
+        """Keep ``X`` (uint8 or float) and ``y`` (int32 codes); allocate the epoch buffers.
+
+        ``sample_weight`` (float64, one per row, optional) weights each row's
+        loss (see :func:`fastann.kernels.train_epoch_with_options`).
+        """
         capacity = max(1, min(batch_size, MAX_BUFFER_ROWS))
         sparse = self.wants_sparse_input(X)
         shapes = kernels.training_buffer_shapes(self.layer_sizes, capacity, batch_size, sparse)
         buffers = kernels.TrainingBuffers(**allocate(shapes, self.params.dtype))
+        options = None
+        if sample_weight is not None or self.dropout is not None or self.augment:
+            options = kernels.epoch_options(self.layer_sizes, capacity, self.params.dtype,
+                                            sample_weight, self.dropout, self.augment,
+                                            self.image_shape)
         self._data = (X, y, int(batch_size), buffers, sparse)
+        self._options = options
 
     def wants_sparse_input(self, X):
         """Whether the first layer should run on nonzero inputs only (kernels.sparse).
@@ -94,15 +124,29 @@ class CpuBackend:
         with thread_budget(self.n_threads):
             yield self
 
-    def train(self, order, hyper, step):
-        """Mini-batches over ``order``; returns ``(loss_sum, n_correct, step)``."""
+    def train(self, order, hyper, step, noise=None):
+        """Mini-batches over ``order``; returns ``(loss_sum, n_correct, step)``.
+
+        ``noise``: ``(seed, offset)``, the epoch's seed for dropout masks and
+        augmentation and the position of ``order[0]`` in the epoch
+        (:mod:`fastann.kernels.streams`); ``loss_sum`` is weighted by the
+        sample weights, if any.
+        """
         X, y, batch_size, buffers, sparse = self._data
-        return kernels.train_epoch(X, y, order, self.normalization, self.network,
-                                   self.optimizer, hyper, step, batch_size, self.state,
-                                   buffers, sparse)
+        if self._options is None:
+            return kernels.train_epoch(X, y, order, self.normalization, self.network,
+                                       self.optimizer, hyper, step, batch_size, self.state,
+                                       buffers, sparse)
+        options = self._options
+        if noise is not None:
+            options = options._replace(seed=int(noise[0]), offset=int(noise[1]))
+        return kernels.train_epoch_with_options(X, y, order, self.normalization, self.network,
+                                                self.optimizer, hyper, step, batch_size,
+                                                self.state, buffers, sparse, options)
 
     def release(self):
         self._data = None
+        self._options = None
 
     # ----------------------------------------------------------- inference
     def predict_log_proba(self, X):
