@@ -21,7 +21,18 @@ import numpy as np
 from .. import kernels
 from .cpu import allocate
 
-INSTALL_HINT = 'pip install "fastann[cuda]"'
+#: What to install for real GPUs: numba-cuda with the NVRTC and NVVM compiler wheels
+#: of one CUDA major version (numba-cuda's own extras; see docs/cuda.md).
+INSTALL_HINT = ('pip install "fastann[cuda13]" (NVIDIA driver >= 580) or '
+                '"fastann[cuda12]" (driver >= 525)')
+#: The CUDA compiler libraries numba-cuda loads before a first launch: NVVM
+#: compiles the kernels' LLVM IR to PTX, NVRTC is asked for the supported
+#: architectures (numba-cuda 0.30 loads it even for pure-Python kernels).
+#: Values: what the library is, and the wheel that brings it for CUDA 13 / 12.
+COMPILER_LIBRARIES = {
+    "nvrtc": ("NVRTC (libnvrtc)", "nvidia-cuda-nvrtc", "nvidia-cuda-nvrtc-cu12"),
+    "nvvm": ("NVVM (libnvvm)", "nvidia-nvvm", "nvidia-cuda-nvcc-cu12"),
+}
 NVVM_HINT = ('the CUDA compiler (NVVM) was not found; install a CUDA toolkit or '
              'pip install "numba-cuda[cu12]" (driver >= 525) / "numba-cuda[cu13]" (driver >= 580)')
 # Rows processed at once on the device.
@@ -40,6 +51,64 @@ def _driver_present():
     return ctypes.util.find_library("cuda") is not None
 
 
+def _locate_library(name):
+    """Where the NVIDIA library ``name`` ("nvrtc", "nvvm") is, as numba-cuda will find it.
+
+    Asks ``cuda.pathfinder`` (a numba-cuda dependency, and what
+    ``cuda-bindings`` and numba-cuda load these libraries through): NVIDIA
+    wheels in site-packages first, then conda, ``CUDA_HOME``/``CUDA_PATH`` and
+    the system loader. The library is loaded (dlopen) as a side effect, which
+    numba-cuda would do anyway before its first compilation.
+
+    Returns
+    -------
+    str or None
+        The library's absolute path (or its name when the system loader found
+        it without a path), None when it cannot be found or loaded.
+    """
+    from cuda import pathfinder
+    try:
+        return pathfinder.load_nvidia_dynamic_lib(name).abs_path or name
+    except pathfinder.DynamicLibNotFoundError:
+        return None
+
+
+def missing_compiler_libraries():
+    """The CUDA compiler libraries of :data:`COMPILER_LIBRARIES` that cannot be loaded.
+
+    Returns
+    -------
+    list of str
+        Keys of :data:`COMPILER_LIBRARIES` ("nvrtc", "nvvm"), in that order;
+        empty when both are found.
+    """
+    return [name for name in COMPILER_LIBRARIES if _locate_library(name) is None]
+
+
+def compiler_hint(missing):
+    """What :func:`cuda_available` says when compiler libraries are ``missing``.
+
+    Parameters
+    ----------
+    missing : list of str
+        Keys of :data:`COMPILER_LIBRARIES`, not empty.
+
+    Returns
+    -------
+    str
+        Names the missing libraries and how to install them: the ``fastann``
+        extras, the bare NVIDIA wheels for CUDA 13 and 12, or a CUDA toolkit.
+    """
+    what = " and ".join(COMPILER_LIBRARIES[name][0] for name in missing)
+    cu13 = " ".join(COMPILER_LIBRARIES[name][1] for name in missing)
+    cu12 = " ".join(COMPILER_LIBRARIES[name][2] for name in missing)
+    verb = "was" if len(missing) == 1 else "were"
+    return (f"the CUDA compiler {what} {verb} not found (numba-cuda needs NVRTC and NVVM to "
+            f"compile kernels): {INSTALL_HINT}; or only the libraries: pip install {cu13} "
+            f"(CUDA 13) / pip install {cu12} (CUDA 12); or install a CUDA toolkit and set "
+            f"CUDA_HOME")
+
+
 def cuda_available():
     """Whether kernels can run on a CUDA device in this process, and why (not).
 
@@ -49,13 +118,20 @@ def cuda_available():
     reason : str
         The device's name and compute capability when ``ok`` (or a note that
         this is the Numba CUDA simulator), otherwise what is missing: the
-        ``numba-cuda`` package, the NVIDIA driver / GPU, or the NVVM compiler.
+        ``numba-cuda`` package, the NVIDIA driver / GPU, or the compiler
+        libraries NVRTC and NVVM (:func:`compiler_hint`), each with the
+        command that installs it. Checked in that order; nothing here
+        compiles or launches a kernel.
     """
     if importlib.util.find_spec("numba_cuda") is None:
         return False, f"numba-cuda is not installed: {INSTALL_HINT}"
     simulator = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
     if not simulator and not _driver_present():
         return False, "no NVIDIA driver or GPU found (numba-cuda is installed)"
+    if not simulator:
+        missing = missing_compiler_libraries()
+        if missing:
+            return False, compiler_hint(missing)
     try:
         from numba import cuda
     except Exception as exc:  # pragma: no cover - broken installs

@@ -21,9 +21,9 @@ GPU twin                                CPU kernel
 
 This subpackage is imported only on demand: ``import fastann.kernels`` never imports
 ``numba.cuda``. Importing it needs ``numba-cuda`` (``pip install
-"fastann[cuda]"``); running real kernels also needs an NVIDIA driver, a GPU
-and the NVVM compiler (a CUDA toolkit, or the ``nvidia-nvvm`` wheel that
-``numba-cuda[cu12]``/``[cu13]`` brings). Under the Numba CUDA simulator
+"fastann[cuda]"``, enough for the simulator); running real kernels also needs
+an NVIDIA driver, a GPU and the compiler libraries NVVM and NVRTC (``pip
+install "fastann[cuda13]"`` or ``"fastann[cuda12]"``, or a CUDA toolkit). Under the Numba CUDA simulator
 (``NUMBA_ENABLE_CUDASIM=1`` set before ``numba.cuda`` is first imported) the
 same code runs on the CPU, one Python thread per CUDA thread: correct but
 very slow, which is how the tests in ``tests/cuda`` run without a GPU.
@@ -32,7 +32,9 @@ Launch-shape defaults shrink under the simulator (see :data:`SIMULATOR`).
 import importlib.util
 
 if importlib.util.find_spec("numba_cuda") is None:  # pragma: no cover - depends on the env
-    raise ImportError('fastann.kernels.cuda needs the numba-cuda package: pip install "fastann[cuda]"')
+    raise ImportError('fastann.kernels.cuda needs the numba-cuda package: pip install '
+                      '"fastann[cuda13]" (NVIDIA driver >= 580) or "fastann[cuda12]" (>= 525); '
+                      '"fastann[cuda]" for the CUDA simulator only')
 
 from ._launch import (DEFAULT_ROWS_PER_BLOCK, DEFAULT_THREADS, DEFAULT_TILE, SIMULATOR,
                       WARP)
