@@ -53,3 +53,16 @@ __all__ = [
     "gpu_nesterov_update", "gpu_adam_update", "gpu_apply_update", "gpu_train_epoch",
     "gpu_predict_log_proba", "launches_per_step", "GpuTrainingBuffers",
 ]
+
+
+def _drop_stale_cuda_cache():
+    """Numba-cuda's ``cache=True`` checks only the defining file's time stamp, like Numba's:
+    after any change below ``kernels/`` the cached CUDA kernels are dropped once
+    (:func:`fastann.kernels._drop_stale_numba_cache`; nothing under the simulator)."""
+    from .. import _drop_stale_numba_cache
+    from . import batching, epoch, optimizers
+    return _drop_stale_numba_cache([batching._gather, batching._gather_rows, epoch._zero,
+                                    optimizers._sgd, optimizers._adam])
+
+
+_drop_stale_cuda_cache()

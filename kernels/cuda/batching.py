@@ -10,7 +10,7 @@ from numba import cuda
 from ._launch import DEFAULT_THREADS, n_blocks
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _gather(X, y, order, start, n_rows, scale, shift, out, labels_out):
     d = X.shape[1]
     for idx in range(cuda.grid(1), n_rows * d, cuda.gridsize(1)):
@@ -22,7 +22,7 @@ def _gather(X, y, order, start, n_rows, scale, shift, out, labels_out):
             labels_out[i] = y[row]
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _gather_rows(X, start, n_rows, scale, shift, out):
     d = X.shape[1]
     for idx in range(cuda.grid(1), n_rows * d, cuda.gridsize(1)):

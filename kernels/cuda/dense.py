@@ -42,7 +42,7 @@ def dense_kernels(tile, dtype):
     SHAPE = (TILE, TILE + 1)
     activate, derivative_times = activation_functions(dtype)
 
-    @cuda.jit
+    @cuda.jit(cache=True)
     def forward(X, W, b, activation, out, n_rows):
         A = cuda.shared.array(SHAPE, nbtype)
         B = cuda.shared.array(SHAPE, nbtype)
@@ -65,7 +65,7 @@ def dense_kernels(tile, dtype):
         if row < n_rows and col < d_out:
             out[row, col] = activate(acc + b[col], activation)
 
-    @cuda.jit
+    @cuda.jit(cache=True)
     def backward(X, W, dZ, dW, db, dX, input_activation, n_rows, accumulate,
                  dw_tiles_per_row, n_dw_blocks):
         A = cuda.shared.array(SHAPE, nbtype)

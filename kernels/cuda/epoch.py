@@ -52,7 +52,7 @@ def launches_per_step(n_layers, micro_batches=1):
     return micro_batches * (2 * n_layers + 2) + 1
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _zero(a):
     for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
         a[i] = 0

@@ -48,7 +48,7 @@ def loss_kernels(rows_per_block, dtype):
             offset //= 2
         return red[r, 0]
 
-    @cuda.jit
+    @cuda.jit(cache=True)
     def softmax_cross_entropy(logits, labels, grad_scale, grad, counters, n_rows):
         red = cuda.shared.array(SHAPE, nbtype)
         arg = cuda.shared.array(SHAPE, int32)
@@ -103,7 +103,7 @@ def loss_kernels(rows_per_block, dtype):
                     g -= grad_scale
                 grad[row, j] = g
 
-    @cuda.jit
+    @cuda.jit(cache=True)
     def log_softmax(logits, out, out_start, n_rows):
         red = cuda.shared.array(SHAPE, nbtype)
         lane = cuda.threadIdx.x

@@ -20,14 +20,14 @@ from ._device import penalized
 from ._launch import DEFAULT_THREADS, float_dtype, n_blocks
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _sgd(params, grads, lr, l1, l2, n_weights):
     for i in range(cuda.grid(1), params.size, cuda.gridsize(1)):
         w = params[i]
         params[i] = w - lr * penalized(grads[i], w, i, n_weights, l1, l2)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _momentum(params, grads, velocity, lr, mu, l1, l2, n_weights):
     for i in range(cuda.grid(1), params.size, cuda.gridsize(1)):
         w = params[i]
@@ -36,7 +36,7 @@ def _momentum(params, grads, velocity, lr, mu, l1, l2, n_weights):
         params[i] = w + v
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _nesterov(params, grads, velocity, lr, mu, one_plus_mu, l1, l2, n_weights):
     for i in range(cuda.grid(1), params.size, cuda.gridsize(1)):
         w = params[i]
@@ -46,7 +46,7 @@ def _nesterov(params, grads, velocity, lr, mu, one_plus_mu, l1, l2, n_weights):
         params[i] = w - mu * v_old + one_plus_mu * v
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _adam(params, grads, m, v, lr_t, eps_hat, b1, b2, one_minus_b1, one_minus_b2,
           l1, l2, decay, n_weights):
     for i in range(cuda.grid(1), params.size, cuda.gridsize(1)):

@@ -98,3 +98,36 @@ def test_micro_batched_gradient_descent_float64_matches_cpu(mnist_subset):
     np.testing.assert_allclose(r["gpu_losses"], r["cpu_losses"], rtol=1e-10)
     np.testing.assert_allclose(r["gpu_params"], r["cpu_params"], rtol=1e-9, atol=1e-12)
     assert r["gpu_accuracy"] == r["cpu_accuracy"]
+
+
+def test_second_process_loads_cuda_kernels_from_the_cache(tmp_path):
+    """``cache=True``: a second process trains without compiling any CUDA kernel."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    code = textwrap.dedent("""
+        import numpy as np
+        from fastann import MLPClassifier
+        from ptx_check import kernels_to_check
+        X = np.random.default_rng(0).integers(0, 255, (256, 20)).astype(np.uint8)
+        y = np.arange(256) % 3
+        MLPClassifier(hidden_layer_sizes=(8,), epochs=1, random_state=0, device="cuda",
+                      validation_fraction=0.1).fit(X, y).predict_proba(X)
+        kernels = {id(k): k for _, k, _ in kernels_to_check()}.values()
+        print(sum(sum(k._cache_hits.values()) for k in kernels),
+              sum(sum(k._cache_misses.values()) for k in kernels))
+    """)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path),
+               PYTHONPATH=str(pathlib.Path(__file__).resolve().parent))
+
+    def run():
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                env=env, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return [int(v) for v in result.stdout.split()[-2:]]
+
+    hits, misses = run()
+    assert misses >= 5
+    hits, misses = run()
+    assert misses == 0 and hits >= 5
