@@ -4,9 +4,12 @@ The dataset (uint8 stays uint8), labels, parameters, optimizer state and all
 work buffers are allocated on the device once; parameters stay there between
 epochs and across ``partial_fit`` calls and come back to the host only when
 asked (:meth:`CudaBackend.get_parameters`, which the model calls at the end of
-each ``fit``/``partial_fit`` and when saving or checkpointing). Validation,
-the divergence check and prediction run on the device with the parameters
-already there.
+each ``fit``/``partial_fit`` and when saving or checkpointing). Validation
+(:meth:`CudaBackend.evaluate`: three numbers come back, not the
+log-probabilities), the divergence check (:meth:`~CudaBackend.parameters_finite`,
+a reduction, and :meth:`~CudaBackend.outputs_finite` on training rows already
+on the device) and prediction run on the device with the parameters already
+there.
 
 Nothing here imports ``numba.cuda`` at import time of :mod:`fastann`: this
 module is imported only for ``device="cuda"``, and the CUDA simulator
@@ -176,8 +179,12 @@ class CudaBackend:
     capacity : int, optional
         Rows the device buffers hold (default ``DEFAULT_CAPACITY``, capped at
         the batch size); larger batches run as micro-batches.
-    tile, threads, rows_per_block : int, optional
+    tile, per_thread, threads, rows_per_block, lanes : int, optional
         Launch-shape overrides for :mod:`fastann.kernels.cuda`.
+    graphs : bool, default False
+        Replay each training micro-step as a CUDA graph captured once
+        (:class:`fastann.kernels.cuda.TrainingProgram`). Off until it has
+        passed the hardware tests; see docs/cuda.md.
 
     Raises
     ------
@@ -187,7 +194,7 @@ class CudaBackend:
 
     def __init__(self, layer_sizes, activation, optimizer, normalization, params,
                  optimizer_state=None, n_threads=None, capacity=None, tile=None, threads=None,
-                 rows_per_block=None):
+                 rows_per_block=None, lanes=None, per_thread=None, graphs=False):
         require_cuda()
         from numba import cuda
         self._cuda = cuda
@@ -196,7 +203,9 @@ class CudaBackend:
         self.optimizer = int(optimizer)
         self.dtype = params.dtype
         self.capacity = int(capacity or DEFAULT_CAPACITY)
-        self.launch = dict(tile=tile, threads=threads, rows_per_block=rows_per_block)
+        self.launch = dict(tile=tile, per_thread=per_thread, threads=threads,
+                           rows_per_block=rows_per_block, lanes=lanes)
+        self.graphs = bool(graphs)
         to = cuda.to_device
         self.normalization = kernels.Normalization(
             to(np.ascontiguousarray(normalization.scale, self.dtype)),
@@ -208,7 +217,11 @@ class CudaBackend:
         self.set_optimizer_state(optimizer_state or {
             name: np.zeros(size, self.dtype) for name, size in sizes.items()})
         self._data = None
-        self._eval_cache = []  # [(host array, device copy)], most recently used first
+        self._program = None
+        self._eval_cache = []  # [(host X, device X, host y or None, device y)], most recent first
+        self._prediction_buffers = {}  # capacity -> PredictionBuffers
+        self._flag = cuda.device_array(1, np.int32)
+        self._eval_counters = cuda.device_array(3, np.float64)
 
     @property
     def network(self):
@@ -222,7 +235,7 @@ class CudaBackend:
         when its values are equal (the model encodes the labels anew on every
         ``partial_fit`` call, a cheap host comparison against an upload of ``X``).
         """
-        from ..kernels.cuda import GpuTrainingBuffers
+        from ..kernels.cuda import GpuTrainingBuffers, PLAN_FIELDS
         cuda = self._cuda
         loaded = self._data
         same_X = loaded is not None and loaded[0] is X
@@ -242,54 +255,139 @@ class CudaBackend:
             shape, dtype))
         buffers = GpuTrainingBuffers(**arrays)
         d_order = cuda.device_array(X.shape[0], np.int64)
-        self._data = (X, y, d_X, d_y, int(batch_size), buffers, d_order)
+        # One plan row per micro-batch of a whole epoch; kept so that a graph stays valid.
+        n_micro = max(1, kernels.micro_batches(X.shape[0], int(batch_size), capacity).shape[0])
+        d_plan = cuda.device_array((n_micro, PLAN_FIELDS), np.float64)
+        self._data = (X, y, d_X, d_y, int(batch_size), buffers, d_order, d_plan)
+        self._program = None
 
     def running(self):
         import contextlib
         return contextlib.nullcontext(self)
 
     def train(self, order, hyper, step):
-        """Mini-batches over ``order`` (host int64, uploaded in one copy)."""
-        from ..kernels.cuda import gpu_train_epoch
-        _, _, d_X, d_y, batch_size, buffers, d_order = self._data
+        """Mini-batches over ``order`` (host int64, uploaded in one copy).
+
+        The launches are built once per loaded data set and set of
+        hyper-parameters (a :class:`~fastann.kernels.cuda.TrainingProgram`);
+        each call uploads the order and the plan, runs, and reads two counters.
+        """
+        from ..kernels.cuda import TrainingProgram
+        _, _, d_X, d_y, batch_size, buffers, d_order, d_plan = self._data
         order = np.ascontiguousarray(order, np.int64)
-        d_order = d_order[:order.size]
-        d_order.copy_to_device(order)
-        return gpu_train_epoch(d_X, d_y, d_order, self.normalization, self.network,
-                               self.optimizer, hyper, step, batch_size, self.state, buffers,
-                               **self.launch)
+        if order.size:
+            d_order[:order.size].copy_to_device(order)
+        fixed = hyper._replace(learning_rate=0.0)
+        if self._program is None or self._program.hyper._replace(learning_rate=0.0) != fixed:
+            self._program = TrainingProgram(
+                d_X, d_y, d_order, self.normalization, self.network, self.optimizer, hyper,
+                self.state, buffers, plan=d_plan, graphs=self.graphs, **self.launch)
+        return self._program.run(order.size, batch_size, hyper, step)
 
     def release(self):
         self._data = None
+        self._program = None
         self._eval_cache = []
+        self._prediction_buffers = {}
 
     # ----------------------------------------------------------- inference
+    def _device_rows(self, X):
+        """``X`` on the device: the loaded training rows (or a leading slice of them), or an
+        upload kept among the last ``EVAL_CACHE_SIZE`` arrays.
+
+        The divergence check passes ``X_train[:256]``, a new view every
+        epoch; it is recognized as the training rows already on the device.
+        """
+        loaded = self._data
+        if loaded is not None:
+            train = loaded[0]
+            if X is train:
+                return loaded[2]
+            if (isinstance(X, np.ndarray) and X.base is not None and X.dtype == train.dtype
+                    and X.shape[1:] == train.shape[1:] and X.strides == train.strides
+                    and X.shape[0] <= train.shape[0]
+                    and X.__array_interface__["data"][0] == train.__array_interface__["data"][0]
+                    and train.flags.c_contiguous):
+                return loaded[2][:X.shape[0]]
+        return self._cached(X, None)[1]
+
+    def _cached(self, X, y):
+        """The cache entry of ``X`` (uploaded when new), with ``y`` uploaded when given and new."""
+        cuda = self._cuda
+        cache = self._eval_cache
+        entry = next((e for e in cache if e[0] is X), None)
+        if entry is None:
+            entry = (X, cuda.to_device(np.ascontiguousarray(X)), None, None)
+        if y is not None and not (entry[2] is y or (entry[2] is not None
+                                                     and np.array_equal(entry[2], y))):
+            entry = (entry[0], entry[1], y, cuda.to_device(np.ascontiguousarray(y, np.int32)))
+        cache[:] = [entry] + [e for e in cache if e[0] is not X][:EVAL_CACHE_SIZE - 1]
+        return entry
+
+    def _buffers(self, n):
+        """Prediction buffers for chunks of ``min(n, capacity)`` rows (kept per size)."""
+        cuda = self._cuda
+        capacity = max(1, min(n, self.capacity))
+        buffers = self._prediction_buffers.get(capacity)
+        if buffers is None:
+            if len(self._prediction_buffers) >= 4:
+                self._prediction_buffers.clear()
+            buffers = self._prediction_buffers[capacity] = kernels.PredictionBuffers(
+                cuda.device_array((capacity, int(self.layer_sizes[0])), self.dtype),
+                cuda.device_array(kernels.activation_buffer_length(self.layer_sizes, capacity),
+                                  self.dtype))
+        return buffers
+
     def predict_log_proba(self, X):
         """Log-probabilities with the device parameters (host ndarray out).
 
         The last ``EVAL_CACHE_SIZE`` arrays ``X`` stay on the device, so
-        evaluating the same validation set after every epoch uploads it once.
+        predicting on the same array again uploads it once.
         """
         from ..kernels.cuda import gpu_predict_log_proba
-        cuda = self._cuda
         n = X.shape[0]
         out = np.empty((n, int(self.layer_sizes[-1])), self.dtype)
         if n == 0:
             return out
-        cache = self._eval_cache
-        entry = next((e for e in cache if e[0] is X), None)
-        if entry is None:
-            entry = (X, cuda.to_device(np.ascontiguousarray(X)))
-        cache[:] = [entry] + [e for e in cache if e is not entry][:EVAL_CACHE_SIZE - 1]
-        capacity = max(1, min(n, self.capacity))
-        buffers = kernels.PredictionBuffers(
-            cuda.device_array((capacity, int(self.layer_sizes[0])), self.dtype),
-            cuda.device_array(kernels.activation_buffer_length(self.layer_sizes, capacity),
-                              self.dtype))
-        d_out = cuda.device_array(out.shape, self.dtype)
-        gpu_predict_log_proba(entry[1], self.normalization, self.network, buffers, d_out,
-                              **self.launch)
+        d_out = self._cuda.device_array(out.shape, self.dtype)
+        gpu_predict_log_proba(self._device_rows(X), self.normalization, self.network,
+                              self._buffers(n), d_out, **self.launch)
         return d_out.copy_to_host(out)
+
+    def evaluate(self, X, y):
+        """``(mean log-loss, accuracy)`` on ``(X, y)``, computed on the device.
+
+        Only three numbers come back (:func:`fastann.kernels.cuda.gpu_evaluate`);
+        ``X`` and ``y`` stay on the device between calls (validation after
+        every epoch uploads them once).
+        """
+        from ..kernels.cuda import gpu_evaluate
+        n = X.shape[0]
+        if n == 0:
+            return float("nan"), float("nan")
+        _, d_X, _, d_y = self._cached(X, y)
+        loss_sum, n_correct, _ = gpu_evaluate(d_X, d_y, self.normalization, self.network,
+                                              self._buffers(n), self._eval_counters,
+                                              **self.launch)
+        return loss_sum / n, n_correct / n
+
+    def outputs_finite(self, X):
+        """Whether every log-probability on ``X`` is finite, checked on the device.
+
+        A leading slice of the training rows (the divergence check's sample)
+        is not uploaded again; labels are not needed (zeros are passed).
+        """
+        from ..kernels.cuda import gpu_evaluate
+        n = X.shape[0]
+        if n == 0:
+            return True
+        d_X = self._device_rows(X)
+        zeros = getattr(self, "_zero_labels", None)
+        if zeros is None or zeros.shape[0] < n:
+            zeros = self._zero_labels = self._cuda.to_device(np.zeros(n, np.int32))
+        _, _, n_bad = gpu_evaluate(d_X, zeros, self.normalization, self.network,
+                                   self._buffers(n), self._eval_counters, **self.launch)
+        return n_bad == 0
 
     # ------------------------------------------------------- state access
     def get_parameters(self):
@@ -326,4 +424,6 @@ class CudaBackend:
             array.copy_to_device(saved)
 
     def parameters_finite(self):
-        return bool(np.all(np.isfinite(self.get_parameters())))
+        """Whether every parameter is finite: a reduction on the device, one int copied back."""
+        from ..kernels.cuda import gpu_all_finite
+        return gpu_all_finite(self.params, self._flag)

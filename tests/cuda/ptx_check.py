@@ -7,8 +7,8 @@ compute capability asked for, with NVVM only (no driver, no GPU), then
 assembles the PTX with ``ptxas -v`` (the CUDA toolkit's assembler, when it is
 on ``PATH``) and prints one row per kernel: registers per thread, spill
 stores/loads in bytes, shared memory, and the number of float64 instructions
-(float32 kernels should have none, apart from the float64 loss/correct
-counters of the softmax)::
+(float32 kernels should have only the loads and conversions of the float64
+plan table and the loss/correct counters' additions)::
 
     pip install nvidia-nvvm nvidia-cuda-nvrtc     # or "fastann[cuda13]", or a CUDA toolkit
     python tests/cuda/ptx_check.py [--cc 8.0 9.0] [--no-ptxas]
@@ -30,8 +30,9 @@ import time
 
 os.environ["NUMBA_ENABLE_CUDASIM"] = "0"
 
-#: Launch shapes compiled by default: the hardware defaults of kernels/cuda/_launch.py.
-TILES = (16,)
+#: Dense launch shapes compiled by default, ``(tile, per_thread)``: the hardware default of
+#: kernels/cuda/_launch.py (16, 1) and the register-blocked shapes benchmarks/gpu_compare.py tries.
+TILES = ((16, 1), (16, 2), (8, 4))
 ROWS_PER_BLOCK = (8,)
 
 
@@ -45,7 +46,7 @@ def pretend_device(cc):
     dispatcher.get_current_device = lambda: _Device()
 
 
-def kernels_to_check(tiles=TILES, rows_per_block=ROWS_PER_BLOCK):
+def kernels_to_check(tiles=TILES, rows_per_block=ROWS_PER_BLOCK, lanes=32):
     """Every CUDA kernel with the argument types fastann launches it with.
 
     Returns
@@ -62,42 +63,58 @@ def kernels_to_check(tiles=TILES, rows_per_block=ROWS_PER_BLOCK):
     def A(dtype, ndim):
         return Array(dtype, ndim, "C")
 
+    plan, cursor = A(float64, 2), A(int64, 1)  # the per-step plan table and its cursor
     out = []
     for nb in (float32, float64):
         dt = "float32" if nb is float32 else "float64"
-        for tile in tiles:
-            fwd, bwd = dense.dense_kernels(tile, dt)
-            out.append((f"dense forward t{tile} {dt}", fwd,
-                        (A(nb, 2), A(nb, 2), A(nb, 1), int64, A(nb, 2), int64)))
-            out.append((f"dense backward t{tile} {dt}", bwd,
-                        (A(nb, 2),) * 4 + (A(nb, 1), A(nb, 2)) + (int64,) * 5))
+        for tile, per_thread in tiles:
+            fwd, bwd = dense.dense_kernels(tile, dt, per_thread)
+            shape = f"t{tile}x{per_thread}"
+            out.append((f"dense forward {shape} {dt}", fwd,
+                        (A(nb, 2), A(nb, 2), A(nb, 1), int64, A(nb, 2), plan, cursor)))
+            out.append((f"dense backward {shape} {dt}", bwd,
+                        (A(nb, 2),) * 4 + (A(nb, 1), A(nb, 2), int64, plan, cursor, int64,
+                                           int64)))
         for rows in rows_per_block:
-            xent, log_softmax = loss.loss_kernels(rows, dt)
+            xent, log_softmax, evaluate = loss.loss_kernels(rows, dt, lanes)
             out.append((f"softmax cross-entropy r{rows} {dt}", xent,
-                        (A(nb, 2), A(int32, 1), nb, A(nb, 2), A(float64, 1), int64)))
+                        (A(nb, 2), A(int32, 1), A(nb, 2), A(float64, 1), plan, cursor)))
             out.append((f"log-softmax r{rows} {dt}", log_softmax,
-                        (A(nb, 2), A(nb, 2), int64, int64)))
-        out.append((f"sgd {dt}", opt._sgd, (A(nb, 1), A(nb, 1), nb, nb, nb, int64)))
-        out.append((f"momentum {dt}", opt._momentum, (A(nb, 1),) * 3 + (nb,) * 4 + (int64,)))
-        out.append((f"nesterov {dt}", opt._nesterov, (A(nb, 1),) * 3 + (nb,) * 5 + (int64,)))
-        out.append((f"adam {dt}", opt._adam, (A(nb, 1),) * 4 + (nb,) * 9 + (int64,)))
+                        (A(nb, 2), A(nb, 2), plan, cursor)))
+            out.append((f"evaluate r{rows} {dt}", evaluate,
+                        (A(nb, 2), A(int32, 1), A(float64, 1), plan, cursor)))
+        k = opt.optimizer_kernels(dt)
+        head = (A(nb, 1), A(nb, 1))
+        out.append((f"sgd {dt}", k["sgd"], head + (plan, cursor, nb, nb, int64)))
+        out.append((f"momentum {dt}", k["momentum"],
+                    head + (A(nb, 1), plan, cursor) + (nb,) * 3 + (int64,)))
+        out.append((f"nesterov {dt}", k["nesterov"],
+                    head + (A(nb, 1), plan, cursor) + (nb,) * 4 + (int64,)))
+        out.append((f"adam {dt}", k["adam"],
+                    head + (A(nb, 1), A(nb, 1), plan, cursor) + (nb,) * 6 + (int64,)))
         for raw in (uint8, nb):
             out.append((f"gather {dt} from {raw}", batching._gather,
-                        (A(raw, 2), A(int32, 1), A(int64, 1), int64, int64, A(nb, 1), A(nb, 1),
+                        (A(raw, 2), A(int32, 1), A(int64, 1), plan, cursor, A(nb, 1), A(nb, 1),
                          A(nb, 2), A(int32, 1))))
             out.append((f"gather rows {dt} from {raw}", batching._gather_rows,
-                        (A(raw, 2), int64, int64, A(nb, 1), A(nb, 1), A(nb, 2))))
-    out.append(("zero counters", epoch._zero, (A(float64, 1),)))
+                        (A(raw, 2), plan, cursor, A(nb, 1), A(nb, 1), A(nb, 2))))
+        out.append((f"all finite {dt}", epoch._any_nonfinite, (A(nb, 1), A(int32, 1))))
+    out.append(("reset counters", epoch._reset, (A(float64, 1), cursor)))
+    out.append(("reset cursor", epoch._reset, (cursor, cursor)))
     return out
 
 
 _PTXAS_USED = re.compile(r"Used (\d+) registers")
 _PTXAS_SPILL = re.compile(r"(\d+) bytes spill stores, (\d+) bytes spill loads")
 _PTXAS_SMEM = re.compile(r"(\d+) bytes smem")
+_PTXAS_STACK = re.compile(r"(\d+) bytes stack frame")
 
 
 def ptxas_report(ptxas, ptx, cc):
-    """Registers, spill stores, spill loads and shared bytes of one kernel's PTX, from ``ptxas -v``.
+    """Registers, spill stores, spill loads, shared and stack bytes of one kernel, from ``ptxas -v``.
+
+    A stack frame means local memory: a ``cuda.local.array`` that was not
+    promoted to registers (its indices not constant after unrolling).
 
     Raises
     ------
@@ -113,13 +130,17 @@ def ptxas_report(ptxas, ptx, cc):
                                 capture_output=True, text=True, timeout=300)
     text = result.stdout + result.stderr
     if result.returncode != 0:
+        if "Unsupported .version" in text:
+            text += ("\n(NVVM is newer than this ptxas: install the NVVM of ptxas's CUDA "
+                     "release, e.g. pip install \"nvidia-nvvm==13.0.*\" for CUDA 13.0)")
         raise RuntimeError(f"ptxas failed:\n{text}")
     regs = max((int(m) for m in _PTXAS_USED.findall(text)), default=0)
     spills = _PTXAS_SPILL.findall(text)
     stores = sum(int(s) for s, _ in spills)
     loads = sum(int(ld) for _, ld in spills)
     smem = max((int(m) for m in _PTXAS_SMEM.findall(text)), default=0)
-    return regs, stores, loads, smem
+    stack = max((int(m) for m in _PTXAS_STACK.findall(text)), default=0)
+    return regs, stores, loads, smem, stack
 
 
 def find_ptxas():
@@ -159,7 +180,7 @@ def main(argv=None):
     failures = []
     start = time.perf_counter()
     print(f"{'kernel':38s} {'cc':>4s} {'PTX':>7s} {'f64':>5s} {'regs':>5s} {'spill st/ld':>12s} "
-          f"{'smem':>6s}")
+          f"{'smem':>6s} {'stack':>6s}")
     with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
         for cc in ccs:
             pretend_device(cc)
@@ -180,15 +201,18 @@ def main(argv=None):
                     print(row)
                     continue
                 try:
-                    regs, stores, loads, smem = future.result()
+                    regs, stores, loads, smem, stack = future.result()
                 except RuntimeError as exc:
                     failures.append(f"{name} sm_{cc[0]}{cc[1]}: {exc}")
                     print(f"{row} PTXAS FAILED")
                     continue
-                print(f"{row} {regs:5d} {stores:5d}/{loads:<6d} {smem:6d}")
+                print(f"{row} {regs:5d} {stores:5d}/{loads:<6d} {smem:6d} {stack:6d}")
                 if stores or loads:
                     failures.append(f"{name} sm_{cc[0]}{cc[1]}: spills {stores} B stores, "
                                     f"{loads} B loads")
+                if stack:
+                    failures.append(f"{name} sm_{cc[0]}{cc[1]}: {stack} B stack frame (local "
+                                    f"memory: a local array not in registers)")
     n = len(kernels_to_check()) * len(ccs)
     print(f"{n} kernel compilations in {time.perf_counter() - start:.1f} s"
           f"{' (ptxas -v checked)' if ptxas else ' (PTX only)'}")
