@@ -182,7 +182,8 @@ class CudaBackend:
     tile, per_thread, threads, rows_per_block, lanes : int, optional
         Launch-shape overrides for :mod:`fastann.kernels.cuda`.
     graphs : bool, default False
-        Replay each training micro-step as a CUDA graph captured once
+        Run each ``train`` call's micro-steps as one CUDA graph, captured once
+        per number of micro-steps and replayed every epoch
         (:class:`fastann.kernels.cuda.TrainingProgram`). Off until it has
         passed the hardware tests; see docs/cuda.md.
 
@@ -221,6 +222,7 @@ class CudaBackend:
         self._eval_cache = []  # [(host X, device X, host y or None, device y)], most recent first
         self._prediction_buffers = {}  # capacity -> PredictionBuffers
         self._flag = cuda.device_array(1, np.int32)
+        self._zero_labels = None  # labels for outputs_finite (not read for its answer)
         self._eval_counters = cuda.device_array(3, np.float64)
 
     @property
@@ -382,7 +384,7 @@ class CudaBackend:
         if n == 0:
             return True
         d_X = self._device_rows(X)
-        zeros = getattr(self, "_zero_labels", None)
+        zeros = self._zero_labels
         if zeros is None or zeros.shape[0] < n:
             zeros = self._zero_labels = self._cuda.to_device(np.zeros(n, np.int32))
         _, _, n_bad = gpu_evaluate(d_X, zeros, self.normalization, self.network,

@@ -14,8 +14,9 @@ crosses the bus.
 Every kernel reads its step's row range and scalars from the plan at a device
 cursor (:mod:`fastann.kernels.cuda._launch`), so the launches of a micro-step
 have the same grids and arguments every step: :class:`TrainingProgram` builds
-them once, and can capture one micro-step as a CUDA graph and replay it
-(``graphs=True``; off by default until it has passed the hardware tests).
+them once, and can capture a call's micro-steps as a CUDA graph and replay it
+every epoch (``graphs=True``; off by default until it has passed the hardware
+tests).
 
 Launches per micro-step, for ``L`` dense layers (``L = len(hidden) + 1``):
 
@@ -58,6 +59,10 @@ from .loss import EVAL_COUNTERS, loss_kernels, softmax_grid
 
 _OPTIMIZER_NAMES = {SGD: "sgd", MOMENTUM: "momentum", NESTEROV: "nesterov", ADAM: "adam",
                     ADAMW: "adamw"}
+
+
+#: CUDA graphs a :class:`TrainingProgram` keeps (one per distinct number of micro-steps a call runs).
+MAX_GRAPHS = 8
 
 
 def launches_per_step(n_layers, micro_batches=1):
@@ -235,10 +240,11 @@ class TrainingProgram:
         Where each call's plan is uploaded (kept, so that a captured graph
         stays valid); grown when a call needs more rows.
     graphs : bool
-        Capture one micro-step as a CUDA graph (numba-cuda >= 0.29 launching
-        into a ``cuda.core`` graph builder) after the first eager micro-step,
-        and replay it for the others on a stream of its own. Off by default:
-        not yet run on hardware. Ignored under the simulator.
+        Run each call's micro-steps as one CUDA graph (numba-cuda >= 0.29
+        launching into a ``cuda.core`` graph builder), captured once per
+        number of micro-steps and replayed on a stream of its own; the launch
+        arguments being constant, the same graph serves every epoch. Off by
+        default: not yet run on hardware. Ignored under the simulator.
     """
 
     def __init__(self, X, y, order, normalization, net, optimizer, hyper, state, buffers, *,
@@ -257,7 +263,7 @@ class TrainingProgram:
         self.cursor = cuda.device_array(2, np.int64)
         self.plan = plan if plan is not None else cuda.device_array((1, PLAN_FIELDS), np.float64)
         self.graphs = bool(graphs) and not SIMULATOR
-        self._graph = None
+        self._graphs = None
         self._order, self._args = order, (X, y, normalization, net, state, tile, threads,
                                           rows_per_block, lanes)
         self.network = _Network(params, layer_sizes, activation, buffers.acts, capacity, tile,
@@ -303,7 +309,7 @@ class TrainingProgram:
                                         hyper, step)
         plan = _upload_plan(host_plan, self.plan)
         if plan is not self.plan:  # grown: new addresses in the arguments
-            self.plan, self._graph = plan, None
+            self.plan, self._graphs = plan, None
             self.calls = self._calls(plan)
         counters = self.buffers.counters
         with simulator_pacing():
@@ -319,22 +325,36 @@ class TrainingProgram:
         return float(loss_sum), int(round(n_correct)), step
 
     def _run_graph(self, n_micro):  # pragma: no cover - needs a GPU
-        """The first micro-step eagerly (it compiles), the others as replays of one graph."""
+        """The call's micro-steps as one CUDA graph launch.
+
+        A graph of ``k`` consecutive micro-steps is captured the first time a
+        call has ``k`` of them (the training loop's chunks give one or two
+        counts per epoch; at most :data:`MAX_GRAPHS` are kept) and replayed
+        afterwards: one launch per call instead of ``k * (2 L + 3)``. The
+        first micro-step of the first call runs eagerly, so that every kernel
+        is compiled and loaded outside the capture.
+        """
         from cuda.core import Device  # cuda-core, a numba-cuda dependency
-        start = 0
-        if self._graph is None:
+        if self._graphs is None:
             _run(self.calls)  # compiles and loads every kernel outside the capture
-            start = 1
-            device = Device()
-            device.set_current()
-            self._stream = device.create_stream()
-            builder = device.create_graph_builder()
+            n_micro -= 1
+            self._device = Device()
+            self._device.set_current()
+            self._stream = self._device.create_stream()
+            self._graphs = {}
+        if n_micro == 0:
+            return
+        graph = self._graphs.get(n_micro)
+        if graph is None:
+            if len(self._graphs) >= MAX_GRAPHS:
+                self._graphs.clear()
+            builder = self._device.create_graph_builder()
             builder.begin_building()
-            _run(self.calls, builder)
-            self._graph = builder.end_building().complete()
-        cuda.synchronize()  # the reset and any eager step ran on the default stream
-        for _ in range(start, n_micro):
-            self._graph.launch(self._stream)
+            for _ in range(n_micro):
+                _run(self.calls, builder)
+            graph = self._graphs[n_micro] = builder.end_building().complete()
+        cuda.synchronize()  # the reset (and an eager step) ran on the default stream
+        graph.launch(self._stream)
         self._stream.sync()
 
 

@@ -444,3 +444,70 @@ def test_cuda_backend_finite_checks_stay_on_the_device(cuda, monkeypatch):
     assert not gpu.parameters_finite()
     gpu.set_parameters(params)
     assert gpu.parameters_finite() and gpu.outputs_finite(X[:4])
+
+
+def test_graph_replay_logic_with_a_recording_graph_builder(kc, cuda, monkeypatch):
+    """The control flow of graphs=True, with cuda.core's graph builder replaced by one that
+    records the launches and replays them eagerly (the real capture needs a GPU): the first
+    micro-step runs eagerly, a graph is captured once per micro-step count and replayed."""
+    import importlib
+    core = importlib.import_module("cuda.core")  # cuda-core, a numba-cuda dependency
+    from fastann.kernels.cuda import epoch
+    captured = []
+
+    class Graph:
+        def __init__(self, calls):
+            self.calls = calls
+
+        def launch(self, stream):
+            epoch._run(self.calls)
+
+    class Builder:
+        def begin_building(self):
+            self.calls = []
+
+        def end_building(self):
+            captured.append(len(self.calls))
+            return type("Done", (), {"complete": lambda _: Graph(self.calls)})()
+
+    class Device:
+        def set_current(self):
+            pass
+
+        def create_stream(self):
+            return type("Stream", (), {"sync": lambda _: None})()
+
+        def create_graph_builder(self):
+            return Builder()
+
+    real_run = epoch._run
+
+    def run(calls, stream=None):
+        if isinstance(stream, Builder):
+            stream.calls.extend(calls)
+        else:
+            real_run(calls, stream)
+
+    monkeypatch.setattr(core, "Device", Device)
+    monkeypatch.setattr(epoch, "_run", run)
+    X, y, norm, params, sizes = make_problem((6, 5, 3), 10, seed=45)
+    orders = [shuffled(10, s) for s in (1, 2, 3)]
+    hp = hyper(learning_rate=0.01)
+    args = (X, y, orders, norm, params, sizes, kernels.RELU, kernels.ADAM, hp, 4, 4)
+    cpu = cpu_epochs(*args)
+    net = kernels.Network(cuda.to_device(params), sizes, kernels.RELU)
+    state = to_device(cuda, cpu_state(kernels.ADAM, params.size, params.dtype))
+    d_order = cuda.device_array(10, np.int64)
+    program = kc.TrainingProgram(cuda.to_device(X), cuda.to_device(y), d_order,
+                                 to_device(cuda, norm), net, kernels.ADAM, hp, state,
+                                 gpu_buffers(cuda, sizes, 4, params.dtype, 4),
+                                 plan=cuda.device_array((3, kc.PLAN_FIELDS), np.float64))
+    program.graphs = True  # what graphs=True sets on a GPU
+    results, step = [], 0
+    for order in orders:
+        d_order.copy_to_device(order)
+        results.append(program.run(10, 4, hp, step))
+        step = results[-1][2]
+    n_launches = kc.launches_per_step(2)
+    assert captured == [2 * n_launches, 3 * n_launches]  # 1 eager + 2, then 3; then a replay
+    assert_same_training(cpu, (results, net.params.copy_to_host(), to_host(state)))

@@ -131,3 +131,31 @@ def test_second_process_loads_cuda_kernels_from_the_cache(tmp_path):
     assert misses >= 5
     hits, misses = run()
     assert misses == 0 and hits >= 5
+
+
+@pytest.mark.parametrize("per_thread", [1, 2])
+def test_cuda_graphs_match_eager_launches(mnist_subset, per_thread):
+    """graphs=True (off by default until this passes on hardware) trains exactly as eager launches,
+    across epochs whose chunks have different numbers of micro-steps."""
+    from fastann.backends.cuda import CudaBackend
+    X, y, _, _ = mnist_subset
+    sizes = np.array([784, 64, 10], np.int64)
+    params0 = init_params(sizes, np.random.default_rng(0), np.float32)
+    norm = kernels.Normalization(np.full(784, 1 / 255, np.float32), np.zeros(784, np.float32))
+    hp = hyper(learning_rate=1e-3, l1=0.0, l2=1e-4)
+    runs = []
+    for graphs in (False, True):
+        backend = CudaBackend(sizes, kernels.RELU, kernels.ADAM, norm, params0.copy(),
+                              graphs=graphs, per_thread=per_thread)
+        backend.load_data(X, y, 32)
+        results, step = [], 0
+        for epoch in range(3):
+            order = shuffled(X.shape[0], 50 + epoch)
+            for lo, hi in ((0, 640), (640, 1280), (1280, X.shape[0])):  # chunks, as in training
+                loss, correct, step = backend.train(order[lo:hi], hp, step)
+                results.append((loss, correct, step))
+        runs.append((results, backend.get_parameters()))
+    (eager, eager_params), (graphed, graphed_params) = runs
+    assert [r[1:] for r in graphed] == [r[1:] for r in eager]
+    np.testing.assert_allclose([r[0] for r in graphed], [r[0] for r in eager], rtol=1e-6)
+    np.testing.assert_allclose(graphed_params, eager_params, rtol=1e-6, atol=1e-7)
