@@ -106,6 +106,21 @@ def _run(calls, stream=None):
             kernel[grid, block, stream](*args)
 
 
+def _configured(calls):
+    """``[(launcher, args)]``: on a GPU each kernel configured once (``kernel[grid, block]``
+    makes a launch configuration, a ``cuda.core`` stream object included, on every call);
+    the simulator keeps the grid on the kernel object itself, so it is configured per launch."""
+    if SIMULATOR:
+        return [(lambda *a, k=kernel, g=grid, b=block: k[g, b](*a), args)
+                for kernel, grid, block, args in calls]
+    return [(kernel[grid, block], args) for kernel, grid, block, args in calls]
+
+
+def _launch(launchers):
+    for launcher, args in launchers:
+        launcher(*args)
+
+
 class _Network:
     """Per-layer device views of the flat buffers, and the layers' launches for ``capacity`` rows."""
 
@@ -269,6 +284,7 @@ class TrainingProgram:
         self.network = _Network(params, layer_sizes, activation, buffers.acts, capacity, tile,
                                 per_thread, grads=buffers.grads, scratch=buffers.scratch)
         self.calls = self._calls(self.plan)
+        self._launchers = _configured(self.calls)
 
     def _calls(self, plan):
         X, y, normalization, net, state, tile, threads, rows_per_block, lanes = self._args
@@ -311,6 +327,7 @@ class TrainingProgram:
         if plan is not self.plan:  # grown: new addresses in the arguments
             self.plan, self._graphs = plan, None
             self.calls = self._calls(plan)
+            self._launchers = _configured(self.calls)
         counters = self.buffers.counters
         with simulator_pacing():
             kernel, grid, block, args = _reset_launch(counters, self.cursor)
@@ -319,8 +336,9 @@ class TrainingProgram:
             if self.graphs and n_micro:
                 self._run_graph(n_micro)
             else:
+                launchers = self._launchers
                 for _ in range(n_micro):
-                    _run(self.calls)
+                    _launch(launchers)
             loss_sum, n_correct = counters.copy_to_host()[:2]
         return float(loss_sum), int(round(n_correct)), step
 
@@ -336,7 +354,7 @@ class TrainingProgram:
         """
         from cuda.core import Device  # cuda-core, a numba-cuda dependency
         if self._graphs is None:
-            _run(self.calls)  # compiles and loads every kernel outside the capture
+            _launch(self._launchers)  # compiles and loads every kernel outside the capture
             n_micro -= 1
             self._device = Device()
             self._device.set_current()
@@ -458,6 +476,7 @@ class InferenceProgram:
             calls.append((evaluate, grid, block,
                           (network.logits, labels, counters, plan, self.cursor)))
         self.calls = calls
+        self._launchers = _configured(calls)
 
     def run(self):
         with simulator_pacing():
@@ -465,7 +484,7 @@ class InferenceProgram:
             kernel, grid, block, args = _reset_launch(counters, self.cursor)
             kernel[grid, block](*args)
             for _ in range(self.n_steps):
-                _run(self.calls)
+                _launch(self._launchers)
 
 
 def gpu_predict_log_proba(X, normalization, net, buffers, out, tile=None, threads=None,
