@@ -25,8 +25,9 @@ Every step of the training and inference drivers reads its row range and
 scalars from a device table, ``plan`` (float64, one row per step, columns
 below), at a device cursor, ``cursor`` (int64, 2 entries), instead of from
 launch arguments, so that the launches of a step are the same every step
-(and can be captured once as a CUDA graph). The first kernel of a step copies
-``cursor[NEXT]`` to ``cursor[CURRENT]``; the others read ``cursor[CURRENT]``;
+(and can be captured once as a CUDA graph). The first kernel of a step (the
+first layer's forward, which gathers the rows) copies ``cursor[NEXT]`` to
+``cursor[CURRENT]``; the others read ``cursor[CURRENT]``;
 the last one writes ``cursor[NEXT] = cursor[CURRENT] + 1``. Each write stores
 the same value from every thread and no kernel reads the slot it writes, so
 there is no race and no extra launch.

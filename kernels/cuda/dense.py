@@ -35,15 +35,23 @@ launches are the same every step: grids cover ``capacity`` rows, and blocks
 whose rows all lie past ``n_rows`` return at once (a block-uniform test, so
 no ``syncthreads`` is skipped by part of a block).
 """
+from collections import namedtuple
 from functools import lru_cache
 
 import numpy as np
 from numba import cuda
 
 from ._device import activation_functions
-from ._launch import (ACCUMULATE, CURRENT, DEFAULT_PER_THREAD, DEFAULT_TILE, ROWS, cdiv,
-                      float_dtype, single_step_plan)
+from ._launch import (ACCUMULATE, CURRENT, DEFAULT_PER_THREAD, DEFAULT_TILE, NEXT, ROWS, START,
+                      cdiv, float_dtype, single_step_plan)
 
+
+#: The kernels of one ``(tile, dtype, per_thread)``: ``forward`` and ``backward`` of a layer,
+#: and the first layer's forward with the gather fused in, for training (``forward_gather``:
+#: rows through ``order``, keeps the normalized inputs and the labels for the backward pass)
+#: and for inference (``forward_rows``: consecutive rows).
+DenseKernels = namedtuple("DenseKernels", ["forward", "backward", "forward_gather",
+                                           "forward_rows"])
 
 #: Static shared memory a block may use (48 KiB on every GPU since compute capability 3.0).
 MAX_STATIC_SHARED = 48 * 1024
@@ -51,7 +59,7 @@ MAX_STATIC_SHARED = 48 * 1024
 
 @lru_cache(maxsize=None)
 def dense_kernels(tile, dtype, per_thread=1):
-    """``(forward, backward)`` CUDA kernels for one tile size, float dtype and register blocking.
+    """The :data:`DenseKernels` for one tile size, float dtype and register blocking.
 
     Parameters
     ----------
@@ -78,6 +86,22 @@ def dense_kernels(tile, dtype, per_thread=1):
                          f"of shared memory in {dtype}; at most {MAX_STATIC_SHARED}")
     activate, derivative_times = activation_functions(dtype)
 
+    @cuda.jit(device=True)
+    def clear(acc):
+        for i in range(R):
+            for j in range(R):
+                acc[i, j] = ZERO
+
+    @cuda.jit(device=True)
+    def store(out, acc, b, activation, row0, col0, n_rows, tx, ty):
+        d_out = out.shape[1]
+        for i in range(R):
+            row = row0 + ty + i * T
+            for j in range(R):
+                col = col0 + tx + j * T
+                if row < n_rows and col < d_out:
+                    out[row, col] = activate(acc[i, j] + b[col], activation)
+
     @cuda.jit(cache=True)
     def forward(X, W, b, activation, out, plan, cursor):
         n_rows = int(plan[cursor[CURRENT], ROWS])
@@ -94,9 +118,7 @@ def dense_kernels(tile, dtype, per_thread=1):
         tid = ty * T + tx
         d_in = W.shape[0]
         d_out = W.shape[1]
-        for i in range(R):
-            for j in range(R):
-                acc[i, j] = ZERO
+        clear(acc)
         for k0 in range(0, d_in, BT):
             for e in range(tid, BT * BT, NT):
                 r = e // BT
@@ -116,12 +138,111 @@ def dense_kernels(tile, dtype, per_thread=1):
                     for i in range(R):
                         acc[i, j] += a[i] * w
             cuda.syncthreads()
-        for i in range(R):
-            row = row0 + ty + i * T
-            for j in range(R):
-                col = col0 + tx + j * T
-                if row < n_rows and col < d_out:
-                    out[row, col] = activate(acc[i, j] + b[col], activation)
+        store(out, acc, b, activation, row0, col0, n_rows, tx, ty)
+
+    @cuda.jit(cache=True)
+    def forward_gather(X, y, order, scale, shift, inputs, labels, W, b, activation, out, plan,
+                       cursor):
+        """The first layer of a training step, with the gather fused into its tile loads.
+
+        Row ``i`` of the step is ``X[order[start + i]] * scale + shift``, loaded
+        straight into the shared tile; the blocks of the first column of output
+        tiles also store it into ``inputs`` (for the backward pass) and the
+        label into ``labels``. The first kernel of a step: moves the cursor.
+        """
+        c = cursor[NEXT]
+        cursor[CURRENT] = c  # the same value from every thread; nobody here reads this slot
+        start = int(plan[c, START])
+        n_rows = int(plan[c, ROWS])
+        row0 = cuda.blockIdx.y * BT
+        if row0 >= n_rows:
+            return  # the whole block is past the live rows
+        col0 = cuda.blockIdx.x * BT
+        keep = cuda.blockIdx.x == 0
+        A = cuda.shared.array(SHAPE, nbtype)
+        B = cuda.shared.array(SHAPE, nbtype)
+        acc = cuda.local.array(ACC, nbtype)
+        a = cuda.local.array(R, nbtype)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        tid = ty * T + tx
+        d_in = W.shape[0]
+        d_out = W.shape[1]
+        clear(acc)
+        for k0 in range(0, d_in, BT):
+            for e in range(tid, BT * BT, NT):
+                r = e // BT
+                k = e - r * BT
+                gr = row0 + r
+                gk = k0 + k
+                v = ZERO
+                if gr < n_rows and gk < d_in:
+                    source = order[start + gr]
+                    v = X[source, gk] * scale[gk] + shift[gk]
+                    if keep:
+                        inputs[gr, gk] = v
+                        if gk == 0:
+                            labels[gr] = y[source]
+                A[r, k] = v
+                gk = k0 + r
+                gc = col0 + k
+                B[r, k] = W[gk, gc] if (gk < d_in and gc < d_out) else ZERO
+            cuda.syncthreads()
+            for kk in range(BT):
+                for i in range(R):
+                    a[i] = A[ty + i * T, kk]
+                for j in range(R):
+                    w = B[kk, tx + j * T]
+                    for i in range(R):
+                        acc[i, j] += a[i] * w
+            cuda.syncthreads()
+        store(out, acc, b, activation, row0, col0, n_rows, tx, ty)
+
+    @cuda.jit(cache=True)
+    def forward_rows(X, scale, shift, W, b, activation, out, plan, cursor):
+        """The first layer of an inference step: rows ``X[start + i] * scale + shift``
+        loaded straight into the tiles (no ``inputs`` buffer). Moves the cursor."""
+        c = cursor[NEXT]
+        cursor[CURRENT] = c
+        start = int(plan[c, START])
+        n_rows = int(plan[c, ROWS])
+        row0 = cuda.blockIdx.y * BT
+        if row0 >= n_rows:
+            return
+        col0 = cuda.blockIdx.x * BT
+        A = cuda.shared.array(SHAPE, nbtype)
+        B = cuda.shared.array(SHAPE, nbtype)
+        acc = cuda.local.array(ACC, nbtype)
+        a = cuda.local.array(R, nbtype)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        tid = ty * T + tx
+        d_in = W.shape[0]
+        d_out = W.shape[1]
+        clear(acc)
+        for k0 in range(0, d_in, BT):
+            for e in range(tid, BT * BT, NT):
+                r = e // BT
+                k = e - r * BT
+                gr = row0 + r
+                gk = k0 + k
+                v = ZERO
+                if gr < n_rows and gk < d_in:
+                    v = X[start + gr, gk] * scale[gk] + shift[gk]
+                A[r, k] = v
+                gk = k0 + r
+                gc = col0 + k
+                B[r, k] = W[gk, gc] if (gk < d_in and gc < d_out) else ZERO
+            cuda.syncthreads()
+            for kk in range(BT):
+                for i in range(R):
+                    a[i] = A[ty + i * T, kk]
+                for j in range(R):
+                    w = B[kk, tx + j * T]
+                    for i in range(R):
+                        acc[i, j] += a[i] * w
+            cuda.syncthreads()
+        store(out, acc, b, activation, row0, col0, n_rows, tx, ty)
 
     @cuda.jit(cache=True)
     def backward(X, W, dZ, dW, db, dX, input_activation, plan, cursor, dw_tiles_per_row,
@@ -228,7 +349,7 @@ def dense_kernels(tile, dtype, per_thread=1):
                     if s < n_rows and f < d_in:
                         dX[s, f] = derivative_times(acc[i, j], X[s, f], input_activation)
 
-    return forward, backward
+    return DenseKernels(forward, backward, forward_gather, forward_rows)
 
 
 def _numba_type(dtype):
@@ -275,7 +396,7 @@ def gpu_dense_forward(X, W, b, activation, out, n_rows=None, tile=None, per_thre
     n_rows = X.shape[0] if n_rows is None else int(n_rows)
     if n_rows == 0:
         return
-    forward, _ = dense_kernels(tile, float_dtype(out), per_thread)
+    forward = dense_kernels(tile, float_dtype(out), per_thread).forward
     grid, block = forward_grid(n_rows, W.shape[1], tile, per_thread)
     plan, cursor = single_step_plan(n_rows=n_rows)
     forward[grid, block](X, W, b, int(activation), out, cuda.to_device(plan),
@@ -311,7 +432,7 @@ def gpu_dense_backward(X, W, dZ, dW, db, dX, input_activation, n_rows=None,
     per_thread = per_thread or DEFAULT_PER_THREAD
     n_rows = dZ.shape[0] if n_rows is None else int(n_rows)
     with_dx = dX is not None and dX.size > 0
-    _, backward = dense_kernels(tile, float_dtype(dW), per_thread)
+    backward = dense_kernels(tile, float_dtype(dW), per_thread).backward
     grid, block, per_row, n_dw = backward_grid(n_rows, W.shape[0], W.shape[1], tile, with_dx,
                                                per_thread)
     plan, cursor = single_step_plan(n_rows=n_rows, accumulate=accumulate)

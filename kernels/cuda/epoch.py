@@ -23,8 +23,11 @@ Launches per micro-step, for ``L`` dense layers (``L = len(hidden) + 1``):
 =====================================  ==========  ==========================================
 kernel                                 launches    fused work
 =====================================  ==========  ==========================================
-gather (:func:`gpu_gather_batch`)      1           index, normalize, copy labels; cursor
-dense forward                          L           ``X @ W`` tiles + bias + activation
+first dense forward (``forward_        1           gather through ``order`` and normalize
+gather``)                                          inside the tile loads, keep the inputs
+                                                   and labels; ``X @ W`` + bias + activation;
+                                                   cursor
+other dense forward                    L - 1       ``X @ W`` tiles + bias + activation
 softmax cross-entropy                  1           loss, correct count (atomics), gradient
 dense backward                         L           ``dW``, ``db`` (column sums) and ``dX *
                                                    f'(X)`` of one layer in one grid
@@ -32,13 +35,14 @@ optimizer                              1           ``m``, ``v``, weight (Adam), 
                                                    (when the plan says so); cursor
 =====================================  ==========  ==========================================
 
-so ``2 L + 3`` launches per micro-step (7 for one hidden layer), plus one per
+so ``2 L + 2`` launches per micro-step (6 for one hidden layer), plus one per
 call to reset the counters and the cursor. A mini-batch larger than
 ``capacity`` runs as micro-batches whose backward kernels add into the
 gradient (no ``grad_sum`` buffer); the update kernel of the earlier
 micro-batches only advances the cursor: see :func:`launches_per_step`. All
 launches go to one stream in order, so no synchronization is needed between
-them.
+them. (The separate gather kernels of :mod:`fastann.kernels.cuda.batching`
+remain as twins of the CPU's gather.)
 """
 from collections import namedtuple
 
@@ -53,7 +57,6 @@ from . import optimizers as _opt
 from ._launch import (ACCUMULATE, DECAY, DEFAULT_LANES, DEFAULT_PER_THREAD,
                       DEFAULT_ROWS_PER_BLOCK, DEFAULT_THREADS, DEFAULT_TILE, EPS_HAT, GRAD_SCALE, LR, PLAN_FIELDS, ROWS,
                       SIMULATOR, START, UPDATE, float_dtype, n_blocks, simulator_pacing)
-from .batching import _gather, _gather_rows, gather_grid
 from .dense import backward_grid, dense_kernels, forward_grid
 from .loss import EVAL_COUNTERS, loss_kernels, softmax_grid
 
@@ -66,8 +69,8 @@ MAX_GRAPHS = 8
 
 
 def launches_per_step(n_layers, micro_batches=1):
-    """Kernel launches for one optimizer step of :func:`gpu_train_epoch` (``2 L + 3`` per micro-batch)."""
-    return micro_batches * (2 * n_layers + 3)
+    """Kernel launches for one optimizer step of :func:`gpu_train_epoch` (``2 L + 2`` per micro-batch)."""
+    return micro_batches * (2 * n_layers + 2)
 
 
 @cuda.jit(cache=True)
@@ -151,21 +154,34 @@ class _Network:
             # being read.
             self.dX = [None] + [_matrix(scratch, ((L - 1 - l) % 2) * half, capacity, sizes[l])
                                 for l in range(1, L)]
-        self.forward, self.backward = dense_kernels(tile, self.dtype, per_thread)
+        self.kernels = dense_kernels(tile, self.dtype, per_thread)
 
     @property
     def logits(self):
         return self.out[-1]
 
-    def forward_calls(self, inputs, plan, cursor):
-        """``L`` forward launches (grids for ``capacity`` rows; live rows from the plan)."""
-        calls, inp = [], inputs
+    def forward_calls(self, first, plan, cursor):
+        """``L`` forward launches (grids for ``capacity`` rows; live rows from the plan).
+
+        ``first`` says how the first layer reads its rows, gathered and
+        normalized inside its tile loads: ``("gather", X, y, order, scale,
+        shift, inputs, labels)`` for training (``forward_gather``, which also
+        keeps the inputs and labels) or ``("rows", X, scale, shift)`` for
+        inference (``forward_rows``). Either starts the step (moves the cursor).
+        """
+        calls = []
+        kind, *source = first
+        k = self.kernels
         for l in range(self.n_layers):
             grid, block = forward_grid(self.capacity, self.sizes[l + 1], self.tile,
                                        self.per_thread)
-            calls.append((self.forward, grid, block,
-                          (inp, self.W[l], self.b[l], self.codes[l], self.out[l], plan, cursor)))
-            inp = self.out[l]
+            tail = (self.W[l], self.b[l], self.codes[l], self.out[l], plan, cursor)
+            if l > 0:
+                calls.append((k.forward, grid, block, (self.out[l - 1],) + tail))
+            elif kind == "gather":
+                calls.append((k.forward_gather, grid, block, tuple(source) + tail))
+            else:
+                calls.append((k.forward_rows, grid, block, tuple(source) + tail))
         return calls
 
     def backward_calls(self, inputs, plan, cursor):
@@ -179,7 +195,7 @@ class _Network:
                 X, dX = inputs, dZ  # dX unused (no dX tiles): pass a same-typed array
             else:
                 X, dX = self.out[l - 1], self.dX[l]
-            calls.append((self.backward, grid, block,
+            calls.append((self.kernels.backward, grid, block,
                           (X, self.W[l], dZ, self.dW[l], self.db[l], dX, self.activation, plan,
                            cursor, per_row, n_dw)))
             dZ = dX
@@ -245,7 +261,7 @@ def _upload_plan(plan, device_plan):
 
 
 class TrainingProgram:
-    """The ``2 L + 3`` launches of one training micro-step, built once, with constant arguments.
+    """The ``2 L + 2`` launches of one training micro-step, built once, with constant arguments.
 
     Parameters are those of :func:`gpu_train_epoch` (device arrays) except:
 
@@ -289,10 +305,8 @@ class TrainingProgram:
     def _calls(self, plan):
         X, y, normalization, net, state, tile, threads, rows_per_block, lanes = self._args
         b, network, cursor = self.buffers, self.network, self.cursor
-        grid, block = gather_grid(self.capacity, b.inputs.shape[1], threads)
-        calls = [(_gather, grid, block, (X, y, self._order, plan, cursor, normalization.scale,
-                                         normalization.shift, b.inputs, b.labels))]
-        calls += network.forward_calls(b.inputs, plan, cursor)
+        calls = network.forward_calls(("gather", X, y, self._order, normalization.scale,
+                                       normalization.shift, b.inputs, b.labels), plan, cursor)
         softmax = loss_kernels(rows_per_block, network.dtype, lanes)[0]
         grid, block = softmax_grid(self.capacity, rows_per_block, lanes)
         calls.append((softmax, grid, block,
@@ -348,7 +362,7 @@ class TrainingProgram:
         A graph of ``k`` consecutive micro-steps is captured the first time a
         call has ``k`` of them (the training loop's chunks give one or two
         counts per epoch; at most :data:`MAX_GRAPHS` are kept) and replayed
-        afterwards: one launch per call instead of ``k * (2 L + 3)``. The
+        afterwards: one launch per call instead of ``k * (2 L + 2)``. The
         first micro-step of the first call runs eagerly, so that every kernel
         is compiled and loaded outside the capture.
         """
@@ -441,7 +455,8 @@ def gpu_train_epoch(X, y, order, normalization, net, optimizer, hyper, step, bat
 class InferenceProgram:
     """The launches of one inference step (a chunk of ``capacity`` rows), built once.
 
-    Gather the chunk's rows, ``L`` dense forward launches, then either
+    ``L`` dense forward launches (the first one reads the chunk's rows and
+    normalizes them in its tile loads), then either
     ``log_softmax`` into ``out`` (``labels`` None) or ``evaluate`` into
     ``counters`` against ``labels``. Arguments as in :func:`gpu_predict_log_proba`.
     """
@@ -464,10 +479,8 @@ class InferenceProgram:
         host_plan = inference_plan(self.n, capacity)
         self.n_steps = host_plan.shape[0]
         self.plan = plan = _upload_plan(host_plan, plan)
-        grid, block = gather_grid(capacity, inputs.shape[1], threads)
-        calls = [(_gather_rows, grid, block, (X, plan, self.cursor, normalization.scale,
-                                              normalization.shift, inputs))]
-        calls += network.forward_calls(inputs, plan, self.cursor)
+        calls = network.forward_calls(("rows", X, normalization.scale, normalization.shift),
+                                      plan, self.cursor)
         _, log_softmax, evaluate = loss_kernels(rows_per_block, network.dtype, lanes)
         grid, block = softmax_grid(capacity, rows_per_block, lanes)
         if labels is None:

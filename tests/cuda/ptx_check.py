@@ -68,11 +68,17 @@ def kernels_to_check(tiles=TILES, rows_per_block=ROWS_PER_BLOCK, lanes=32):
     for nb in (float32, float64):
         dt = "float32" if nb is float32 else "float64"
         for tile, per_thread in tiles:
-            fwd, bwd = dense.dense_kernels(tile, dt, per_thread)
+            k = dense.dense_kernels(tile, dt, per_thread)
             shape = f"t{tile}x{per_thread}"
-            out.append((f"dense forward {shape} {dt}", fwd,
-                        (A(nb, 2), A(nb, 2), A(nb, 1), int64, A(nb, 2), plan, cursor)))
-            out.append((f"dense backward {shape} {dt}", bwd,
+            tail = (A(nb, 2), A(nb, 1), int64, A(nb, 2), plan, cursor)  # W, b, code, out, ...
+            out.append((f"dense forward {shape} {dt}", k.forward, (A(nb, 2),) + tail))
+            for raw in (uint8, nb):
+                out.append((f"first forward {shape} {dt} from {raw}", k.forward_gather,
+                            (A(raw, 2), A(int32, 1), A(int64, 1), A(nb, 1), A(nb, 1), A(nb, 2),
+                             A(int32, 1)) + tail))
+                out.append((f"first forward rows {shape} {dt} from {raw}", k.forward_rows,
+                            (A(raw, 2), A(nb, 1), A(nb, 1)) + tail))
+            out.append((f"dense backward {shape} {dt}", k.backward,
                         (A(nb, 2),) * 4 + (A(nb, 1), A(nb, 2), int64, plan, cursor, int64,
                                            int64)))
         for rows in rows_per_block:

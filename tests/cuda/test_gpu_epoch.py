@@ -141,8 +141,8 @@ def test_predict_log_proba_matches_cpu(kc, cuda, capacity):
 
 
 def test_launch_count_documented(kc):
-    assert kc.launches_per_step(2) == 7
-    assert kc.launches_per_step(3, micro_batches=2) == 18
+    assert kc.launches_per_step(2) == 6
+    assert kc.launches_per_step(3, micro_batches=2) == 16
 
 
 # --------------------------------------------------------------- CudaBackend
