@@ -18,6 +18,7 @@ where a fresh process matters):
     ``train`` call per epoch: the shuffled order and the plan uploaded, the
     loss and correct count read back), for each ``--variants`` entry:
     ``default`` (the shipped launch shapes), ``graphs`` (CUDA-graph replay),
+    ``t8`` (8x8-thread tiles: 4x the blocks, to fill more SMs at batch 128),
     ``pt2`` / ``pt4`` (2x2 / 4x4 outputs per thread in the dense tiles), and
     ``model`` (``MLPClassifier.partial_fit``: shuffle, train, divergence
     check, as the CLI runs an epoch).
@@ -62,6 +63,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = {
     "default": {},
     "graphs": {"graphs": True},
+    "t8": {"tile": 8},
     "pt2": {"per_thread": 2},
     "pt4": {"per_thread": 4, "tile": 8},
     "model": {},
@@ -98,6 +100,7 @@ def fastann_epochs(workload, X, y, repeat, variant):
         return {"median_ms": _median_ms(times), "epochs_ms": [1000 * t for t in times],
                 "first_epoch_s": warm, "train_loss": model.history_[-1]["train_loss"]}
     from fastann.backends.cuda import CudaBackend
+    from fastann.kernels.cuda import launches_per_step
     options = VARIANTS[variant]
     sizes = np.array(w.layer_sizes, np.int64)
     rng = np.random.default_rng(0)
@@ -130,7 +133,10 @@ def fastann_epochs(workload, X, y, repeat, variant):
     return {"median_ms": _median_ms(times), "epochs_ms": [1000 * t for t in times],
             "first_epoch_s": warm, "train_loss": loss / X.shape[0],
             "us_per_step": 1000 * _median_ms(times) / steps_per_epoch,
-            "launches_per_step": 2 * (len(w.hidden) + 1) + 2, "options": options}
+            "launches_per_step": launches_per_step(len(w.hidden) + 1, n_classes=sizes[-1],
+                                                   tile=options.get("tile"),
+                                                   per_thread=options.get("per_thread")),
+            "options": options}
 
 
 # ------------------------------------------------------------------- PyTorch

@@ -35,6 +35,7 @@ launches are the same every step: grids cover ``capacity`` rows, and blocks
 whose rows all lie past ``n_rows`` return at once (a block-uniform test, so
 no ``syncthreads`` is skipped by part of a block).
 """
+import math
 from collections import namedtuple
 from functools import lru_cache
 
@@ -42,16 +43,17 @@ import numpy as np
 from numba import cuda
 
 from ._device import activation_functions
-from ._launch import (ACCUMULATE, CURRENT, DEFAULT_PER_THREAD, DEFAULT_TILE, NEXT, ROWS, START,
-                      cdiv, float_dtype, single_step_plan)
+from ._launch import (ACCUMULATE, CURRENT, DEFAULT_PER_THREAD, DEFAULT_TILE, GRAD_SCALE, NEXT,
+                      ROWS, START, cdiv, float_dtype, single_step_plan)
 
 
 #: The kernels of one ``(tile, dtype, per_thread)``: ``forward`` and ``backward`` of a layer,
 #: and the first layer's forward with the gather fused in, for training (``forward_gather``:
 #: rows through ``order``, keeps the normalized inputs and the labels for the backward pass)
-#: and for inference (``forward_rows``: consecutive rows).
+#: and for inference (``forward_rows``: consecutive rows); and the last layer's forward with
+#: softmax cross-entropy fused in (``forward_softmax``, when a block holds every class).
 DenseKernels = namedtuple("DenseKernels", ["forward", "backward", "forward_gather",
-                                           "forward_rows"])
+                                           "forward_rows", "forward_softmax"])
 
 #: Static shared memory a block may use (48 KiB on every GPU since compute capability 3.0).
 MAX_STATIC_SHARED = 48 * 1024
@@ -139,6 +141,86 @@ def dense_kernels(tile, dtype, per_thread=1):
                         acc[i, j] += a[i] * w
             cuda.syncthreads()
         store(out, acc, b, activation, row0, col0, n_rows, tx, ty)
+
+    @cuda.jit(cache=True)
+    def forward_softmax(X, W, b, labels, counters, out, plan, cursor):
+        """The last layer of a training step with softmax cross-entropy fused in.
+
+        Needs every class of a row in one block (``d_out <= tile * per_thread``,
+        a grid one block wide). The logits ``X @ W + b`` go to shared memory;
+        one thread per row then computes, in the CPU's order
+        (:func:`kernels.softmax_cross_entropy`), the max and first arg-max, the
+        sum of exponentials, the loss and correct count (added into the float64
+        ``counters`` with atomics) and writes the gradient ``(softmax(z) -
+        onehot(y)) * grad_scale`` into ``out``.
+        """
+        step = cursor[CURRENT]
+        n_rows = int(plan[step, ROWS])
+        grad_scale = nbtype(plan[step, GRAD_SCALE])
+        row0 = cuda.blockIdx.y * BT
+        if row0 >= n_rows:
+            return  # the whole block is past the live rows
+        A = cuda.shared.array(SHAPE, nbtype)
+        B = cuda.shared.array(SHAPE, nbtype)
+        acc = cuda.local.array(ACC, nbtype)
+        a = cuda.local.array(R, nbtype)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        tid = ty * T + tx
+        d_in = W.shape[0]
+        d_out = W.shape[1]
+        clear(acc)
+        for k0 in range(0, d_in, BT):
+            for e in range(tid, BT * BT, NT):
+                r = e // BT
+                k = e - r * BT
+                gr = row0 + r
+                gk = k0 + k
+                A[r, k] = X[gr, gk] if (gr < n_rows and gk < d_in) else ZERO
+                gk = k0 + r
+                B[r, k] = W[gk, k] if (gk < d_in and k < d_out) else ZERO
+            cuda.syncthreads()
+            for kk in range(BT):
+                for i in range(R):
+                    a[i] = A[ty + i * T, kk]
+                for j in range(R):
+                    w = B[kk, tx + j * T]
+                    for i in range(R):
+                        acc[i, j] += a[i] * w
+            cuda.syncthreads()
+        for i in range(R):
+            for j in range(R):
+                c = tx + j * T
+                if c < d_out:
+                    A[ty + i * T, c] = acc[i, j] + b[c]  # identity: the logits
+        cuda.syncthreads()
+        if tx == 0:
+            for i in range(R):
+                r = ty + i * T
+                row = row0 + r
+                if row < n_rows:
+                    best = 0
+                    zmax = A[r, 0]
+                    for c in range(1, d_out):
+                        if A[r, c] > zmax:
+                            zmax = A[r, c]
+                            best = c
+                    y = labels[row]
+                    if best == y:
+                        cuda.atomic.add(counters, 1, 1.0)
+                    zy = A[r, y]
+                    total = ZERO
+                    for c in range(d_out):
+                        e = math.exp(A[r, c] - zmax)
+                        A[r, c] = e
+                        total += e
+                    cuda.atomic.add(counters, 0, math.log(total) - (zy - zmax))
+                    inv = grad_scale / total
+                    for c in range(d_out):
+                        g = A[r, c] * inv
+                        if c == y:
+                            g -= grad_scale
+                        out[row, c] = g
 
     @cuda.jit(cache=True)
     def forward_gather(X, y, order, scale, shift, inputs, labels, W, b, activation, out, plan,
@@ -349,7 +431,7 @@ def dense_kernels(tile, dtype, per_thread=1):
                     if s < n_rows and f < d_in:
                         dX[s, f] = derivative_times(acc[i, j], X[s, f], input_activation)
 
-    return DenseKernels(forward, backward, forward_gather, forward_rows)
+    return DenseKernels(forward, backward, forward_gather, forward_rows, forward_softmax)
 
 
 def _numba_type(dtype):

@@ -27,22 +27,24 @@ first dense forward (``forward_        1           gather through ``order`` and 
 gather``)                                          inside the tile loads, keep the inputs
                                                    and labels; ``X @ W`` + bias + activation;
                                                    cursor
-other dense forward                    L - 1       ``X @ W`` tiles + bias + activation
-softmax cross-entropy                  1           loss, correct count (atomics), gradient
+other dense forward                    L - 2       ``X @ W`` tiles + bias + activation
+last dense forward (``forward_         1           ``X @ W + b``, then per row: loss,
+softmax``)                                         correct count (atomics), gradient
 dense backward                         L           ``dW``, ``db`` (column sums) and ``dX *
                                                    f'(X)`` of one layer in one grid
 optimizer                              1           ``m``, ``v``, weight (Adam), penalty
                                                    (when the plan says so); cursor
 =====================================  ==========  ==========================================
 
-so ``2 L + 2`` launches per micro-step (6 for one hidden layer), plus one per
-call to reset the counters and the cursor. A mini-batch larger than
-``capacity`` runs as micro-batches whose backward kernels add into the
-gradient (no ``grad_sum`` buffer); the update kernel of the earlier
-micro-batches only advances the cursor: see :func:`launches_per_step`. All
-launches go to one stream in order, so no synchronization is needed between
-them. (The separate gather kernels of :mod:`fastann.kernels.cuda.batching`
-remain as twins of the CPU's gather.)
+so ``2 L + 1`` launches per micro-step (5 for one hidden layer), plus one per
+call to reset the counters and the cursor. Without a hidden layer, or with
+more classes than a block's tile is wide, the softmax cross-entropy is a
+launch of its own (``2 L + 2``). A mini-batch larger than ``capacity`` runs
+as micro-batches whose backward kernels add into the gradient (no
+``grad_sum`` buffer); the update kernel of the earlier micro-batches only
+advances the cursor: see :func:`launches_per_step`. All launches go to one
+stream in order, so no synchronization is needed between them. (The separate
+gather and softmax kernels remain as twins of the CPU's.)
 """
 from collections import namedtuple
 
@@ -68,9 +70,15 @@ _OPTIMIZER_NAMES = {SGD: "sgd", MOMENTUM: "momentum", NESTEROV: "nesterov", ADAM
 MAX_GRAPHS = 8
 
 
-def launches_per_step(n_layers, micro_batches=1):
-    """Kernel launches for one optimizer step of :func:`gpu_train_epoch` (``2 L + 2`` per micro-batch)."""
-    return micro_batches * (2 * n_layers + 2)
+def launches_per_step(n_layers, micro_batches=1, n_classes=10, tile=None, per_thread=None):
+    """Kernel launches for one optimizer step of :func:`gpu_train_epoch`.
+
+    ``2 L + 1`` per micro-batch when the softmax is fused into the last layer
+    (``L >= 2`` and ``n_classes <= tile * per_thread``), else ``2 L + 2``.
+    """
+    edge = (tile or DEFAULT_TILE) * (per_thread or DEFAULT_PER_THREAD)
+    fused = n_layers >= 2 and n_classes <= edge
+    return micro_batches * (2 * n_layers + 2 - fused)
 
 
 @cuda.jit(cache=True)
@@ -160,7 +168,12 @@ class _Network:
     def logits(self):
         return self.out[-1]
 
-    def forward_calls(self, first, plan, cursor):
+    def fuses_softmax(self):
+        """Whether the last layer's forward can take the softmax cross-entropy in (training):
+        every class of a row in one block, and a layer before it (the first layer gathers)."""
+        return self.n_layers >= 2 and self.sizes[-1] <= self.tile * self.per_thread
+
+    def forward_calls(self, first, plan, cursor, softmax=None):
         """``L`` forward launches (grids for ``capacity`` rows; live rows from the plan).
 
         ``first`` says how the first layer reads its rows, gathered and
@@ -168,6 +181,8 @@ class _Network:
         shift, inputs, labels)`` for training (``forward_gather``, which also
         keeps the inputs and labels) or ``("rows", X, scale, shift)`` for
         inference (``forward_rows``). Either starts the step (moves the cursor).
+        ``softmax = (labels, counters)``: the last layer is ``forward_softmax``
+        (see :meth:`fuses_softmax`), which leaves the loss gradient in the logits.
         """
         calls = []
         kind, *source = first
@@ -176,7 +191,12 @@ class _Network:
             grid, block = forward_grid(self.capacity, self.sizes[l + 1], self.tile,
                                        self.per_thread)
             tail = (self.W[l], self.b[l], self.codes[l], self.out[l], plan, cursor)
-            if l > 0:
+            if l > 0 and l == self.n_layers - 1 and softmax is not None:
+                labels, counters = softmax
+                calls.append((k.forward_softmax, grid, block,
+                              (self.out[l - 1], self.W[l], self.b[l], labels, counters,
+                               self.out[l], plan, cursor)))
+            elif l > 0:
                 calls.append((k.forward, grid, block, (self.out[l - 1],) + tail))
             elif kind == "gather":
                 calls.append((k.forward_gather, grid, block, tuple(source) + tail))
@@ -261,7 +281,7 @@ def _upload_plan(plan, device_plan):
 
 
 class TrainingProgram:
-    """The ``2 L + 2`` launches of one training micro-step, built once, with constant arguments.
+    """The ``2 L + 1`` launches of one training micro-step, built once, with constant arguments.
 
     Parameters are those of :func:`gpu_train_epoch` (device arrays) except:
 
@@ -305,12 +325,15 @@ class TrainingProgram:
     def _calls(self, plan):
         X, y, normalization, net, state, tile, threads, rows_per_block, lanes = self._args
         b, network, cursor = self.buffers, self.network, self.cursor
+        fused = network.fuses_softmax()
         calls = network.forward_calls(("gather", X, y, self._order, normalization.scale,
-                                       normalization.shift, b.inputs, b.labels), plan, cursor)
-        softmax = loss_kernels(rows_per_block, network.dtype, lanes)[0]
-        grid, block = softmax_grid(self.capacity, rows_per_block, lanes)
-        calls.append((softmax, grid, block,
-                      (network.logits, b.labels, network.logits, b.counters, plan, cursor)))
+                                       normalization.shift, b.inputs, b.labels), plan, cursor,
+                                      softmax=(b.labels, b.counters) if fused else None)
+        if not fused:
+            softmax = loss_kernels(rows_per_block, network.dtype, lanes)[0]
+            grid, block = softmax_grid(self.capacity, rows_per_block, lanes)
+            calls.append((softmax, grid, block,
+                          (network.logits, b.labels, network.logits, b.counters, plan, cursor)))
         calls += network.backward_calls(b.inputs, plan, cursor)
         name = _OPTIMIZER_NAMES.get(self.optimizer)
         if name is None:
@@ -362,7 +385,7 @@ class TrainingProgram:
         A graph of ``k`` consecutive micro-steps is captured the first time a
         call has ``k`` of them (the training loop's chunks give one or two
         counts per epoch; at most :data:`MAX_GRAPHS` are kept) and replayed
-        afterwards: one launch per call instead of ``k * (2 L + 2)``. The
+        afterwards: one launch per call instead of ``k * (2 L + 1)``. The
         first micro-step of the first call runs eagerly, so that every kernel
         is compiled and loaded outside the capture.
         """

@@ -78,6 +78,9 @@ def kernels_to_check(tiles=TILES, rows_per_block=ROWS_PER_BLOCK, lanes=32):
                              A(int32, 1)) + tail))
                 out.append((f"first forward rows {shape} {dt} from {raw}", k.forward_rows,
                             (A(raw, 2), A(nb, 1), A(nb, 1)) + tail))
+            out.append((f"last forward + softmax {shape} {dt}", k.forward_softmax,
+                        (A(nb, 2), A(nb, 2), A(nb, 1), A(int32, 1), A(float64, 1), A(nb, 2),
+                         plan, cursor)))
             out.append((f"dense backward {shape} {dt}", k.backward,
                         (A(nb, 2),) * 4 + (A(nb, 1), A(nb, 2), int64, plan, cursor, int64,
                                            int64)))

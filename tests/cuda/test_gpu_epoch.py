@@ -141,8 +141,10 @@ def test_predict_log_proba_matches_cpu(kc, cuda, capacity):
 
 
 def test_launch_count_documented(kc):
-    assert kc.launches_per_step(2) == 6
-    assert kc.launches_per_step(3, micro_batches=2) == 16
+    assert kc.launches_per_step(2) == 5          # softmax fused into the last layer
+    assert kc.launches_per_step(3, micro_batches=2) == 14
+    assert kc.launches_per_step(1) == 4          # no hidden layer: softmax on its own
+    assert kc.launches_per_step(2, n_classes=17, tile=4, per_thread=4) == 6
 
 
 # --------------------------------------------------------------- CudaBackend
