@@ -38,6 +38,8 @@ COMPILER_LIBRARIES = {
 }
 NVVM_HINT = ('the CUDA compiler (NVVM) was not found; install a CUDA toolkit or '
              'pip install "numba-cuda[cu12]" (driver >= 525) / "numba-cuda[cu13]" (driver >= 580)')
+#: Environment variable that turns CUDA graphs on when ``graphs`` is not given.
+GRAPHS_ENV = "FASTANN_CUDA_GRAPHS"
 # Rows processed at once on the device.
 DEFAULT_CAPACITY = 4096
 # Inference inputs kept on the device, most recently used first: the training
@@ -181,11 +183,13 @@ class CudaBackend:
         the batch size); larger batches run as micro-batches.
     tile, per_thread, threads, rows_per_block, lanes : int, optional
         Launch-shape overrides for :mod:`fastann.kernels.cuda`.
-    graphs : bool, default False
+    graphs : bool, optional
         Run each ``train`` call's micro-steps as one CUDA graph, captured once
         per number of micro-steps and replayed every epoch
-        (:class:`fastann.kernels.cuda.TrainingProgram`). Off until it has
-        passed the hardware tests; see docs/cuda.md.
+        (:class:`fastann.kernels.cuda.TrainingProgram`). Default: the
+        environment variable ``FASTANN_CUDA_GRAPHS`` (``1`` turns it on, for
+        models and ``fastann train`` too), else off, until it has passed the
+        hardware tests; see docs/cuda.md.
 
     Raises
     ------
@@ -195,7 +199,7 @@ class CudaBackend:
 
     def __init__(self, layer_sizes, activation, optimizer, normalization, params,
                  optimizer_state=None, n_threads=None, capacity=None, tile=None, threads=None,
-                 rows_per_block=None, lanes=None, per_thread=None, graphs=False):
+                 rows_per_block=None, lanes=None, per_thread=None, graphs=None):
         require_cuda()
         from numba import cuda
         self._cuda = cuda
@@ -206,6 +210,8 @@ class CudaBackend:
         self.capacity = int(capacity or DEFAULT_CAPACITY)
         self.launch = dict(tile=tile, per_thread=per_thread, threads=threads,
                            rows_per_block=rows_per_block, lanes=lanes)
+        if graphs is None:
+            graphs = os.environ.get(GRAPHS_ENV, "0") not in ("", "0")
         self.graphs = bool(graphs)
         to = cuda.to_device
         self.normalization = kernels.Normalization(

@@ -389,6 +389,19 @@ def test_training_program_reused_across_calls_and_learning_rates(kc, cuda):
         program.run(9, 4, hyper(learning_rate=0.01, l2=0.5), step)
 
 
+def test_graphs_default_comes_from_the_environment(cuda, monkeypatch):
+    from fastann.backends.cuda import GRAPHS_ENV, CudaBackend
+    _, _, norm, params, sizes = make_problem((3, 2), 1, seed=46)
+    args = (sizes, kernels.RELU, kernels.SGD, norm, params)
+    monkeypatch.delenv(GRAPHS_ENV, raising=False)
+    assert CudaBackend(*args).graphs is False
+    monkeypatch.setenv(GRAPHS_ENV, "1")
+    assert CudaBackend(*args).graphs is True
+    assert CudaBackend(*args, graphs=False).graphs is False
+    monkeypatch.setenv(GRAPHS_ENV, "0")
+    assert CudaBackend(*args).graphs is False
+
+
 def test_graphs_option_is_ignored_under_the_simulator(kc, cuda):
     """graphs=True captures on hardware only; here it runs the same eager launches."""
     X, y, norm, params, sizes = make_problem((5, 3), 6, seed=41)
