@@ -242,6 +242,8 @@ class CudaBackend:
         ``X`` is reused when it is the very array loaded before; ``y`` also
         when its values are equal (the model encodes the labels anew on every
         ``partial_fit`` call, a cheap host comparison against an upload of ``X``).
+        With the same batch size too, nothing changes: the work buffers and the
+        :class:`~fastann.kernels.cuda.TrainingProgram` built on them are kept.
         """
         from ..kernels.cuda import GpuTrainingBuffers, PLAN_FIELDS
         cuda = self._cuda
@@ -252,6 +254,10 @@ class CudaBackend:
         else:
             d_X = cuda.to_device(np.ascontiguousarray(X))
         if same_X and (loaded[1] is y or np.array_equal(loaded[1], y)):
+            if loaded[4] == int(batch_size):
+                # partial_fit again: keep the buffers, and so the launches (and any CUDA
+                # graph) built for them.
+                return
             y, d_y = loaded[1], loaded[3]
         else:
             d_y = cuda.to_device(np.ascontiguousarray(y, np.int32))

@@ -285,8 +285,10 @@ def test_cuda_backend_load_data_uploads_once_and_release(kc, cuda, monkeypatch):
     uploads.clear()
     gpu.load_data(X, y, 4)  # same arrays, another batch size: buffers only
     gpu.train(shuffled(8, 1), hyper(), 0)
+    buffers, program = gpu._data[5], gpu._program
     gpu.load_data(X, y.astype(np.int64), 4)  # labels encoded anew, same values
     assert uploads == []
+    assert gpu._data[5] is buffers and gpu._program is program  # partial_fit: all kept
     other_y = (y + 1) % 3
     gpu.load_data(X, other_y, 4)  # other labels: only they are uploaded
     assert uploads == [y.shape]
