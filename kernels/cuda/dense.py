@@ -16,6 +16,12 @@
   With ``accumulate`` the results are added to ``dW``/``db`` instead of
   stored, which is how micro-batches sum their gradients without a
   ``grad_sum`` buffer or an extra launch.
+* In the training and inference drivers (:mod:`fastann.kernels.cuda.epoch`)
+  the first layer's forward is ``forward_gather`` / ``forward_rows``, which
+  read the raw rows (through ``order`` for training) and normalize them inside
+  the tile loads, and the last layer's forward in training is
+  ``forward_softmax``, which ends in the softmax cross-entropy and leaves the
+  loss gradient in the logits (see :data:`DenseKernels`).
 
 Plain FMA tiles (numba-cuda exposes no tensor-core MMA); shared tiles are
 padded to ``B + 1`` columns so the transposed reads do not hit the same

@@ -8,7 +8,10 @@ shared memory. Formulas as in :func:`kernels.softmax_cross_entropy` and
 :func:`kernels.log_softmax_inplace`: per row, ``loss = log(sum_j exp(z_j -
 max)) - (z_y - max)``.
 
-* ``softmax_cross_entropy`` writes the gradient ``(softmax(z) - onehot(y)) *
+* ``softmax_cross_entropy`` (a launch of its own in training only without a
+  hidden layer or with more classes than a dense tile is wide; otherwise the
+  last layer's ``forward_softmax`` of :mod:`fastann.kernels.cuda.dense` does
+  this work) writes the gradient ``(softmax(z) - onehot(y)) *
   grad_scale`` over the logits in place (or into a separate ``grad``) and adds
   the row's loss and whether it was classified correctly into a float64
   device array with atomics, so a whole epoch accumulates its loss and
