@@ -18,6 +18,7 @@ where a fresh process matters):
     ``train`` call per epoch: the shuffled order and the plan uploaded, the
     loss and correct count read back), for each ``--variants`` entry:
     ``default`` (the shipped launch shapes), ``graphs`` (CUDA-graph replay),
+    ``prepared`` (eager launches with the arguments converted once),
     ``t8`` (8x8-thread tiles: 4x the blocks, to fill more SMs at batch 128),
     ``pt2`` / ``pt4`` (2x2 / 4x4 outputs per thread in the dense tiles), and
     ``model`` (``MLPClassifier.partial_fit``: shuffle, train, divergence
@@ -63,6 +64,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = {
     "default": {"graphs": False},
     "graphs": {"graphs": True},
+    "prepared": {"prepared": True, "graphs": False},
     "t8": {"tile": 8, "graphs": False},
     "pt2": {"per_thread": 2, "graphs": False},
     "pt4": {"per_thread": 4, "tile": 8, "graphs": False},

@@ -190,6 +190,10 @@ class CudaBackend:
         environment variable ``FASTANN_CUDA_GRAPHS`` (``1`` turns it on, for
         models and ``fastann train`` too), else off, until it has passed the
         hardware tests; see docs/cuda.md.
+    prepared : bool, default False
+        Eager launches with their (constant) arguments converted once, without
+        numba-cuda's dispatcher (:class:`fastann.kernels.cuda.TrainingProgram`).
+        Off until measured on hardware.
 
     Raises
     ------
@@ -199,7 +203,8 @@ class CudaBackend:
 
     def __init__(self, layer_sizes, activation, optimizer, normalization, params,
                  optimizer_state=None, n_threads=None, capacity=None, tile=None, threads=None,
-                 rows_per_block=None, lanes=None, per_thread=None, graphs=None):
+                 rows_per_block=None, lanes=None, per_thread=None, graphs=None,
+                 prepared=False):
         require_cuda()
         from numba import cuda
         self._cuda = cuda
@@ -213,6 +218,7 @@ class CudaBackend:
         if graphs is None:
             graphs = os.environ.get(GRAPHS_ENV, "0") not in ("", "0")
         self.graphs = bool(graphs)
+        self.prepared = bool(prepared)
         to = cuda.to_device
         self.normalization = kernels.Normalization(
             to(np.ascontiguousarray(normalization.scale, self.dtype)),
@@ -295,7 +301,8 @@ class CudaBackend:
         if self._program is None or self._program.hyper._replace(learning_rate=0.0) != fixed:
             self._program = TrainingProgram(
                 d_X, d_y, d_order, self.normalization, self.network, self.optimizer, hyper,
-                self.state, buffers, plan=d_plan, graphs=self.graphs, **self.launch)
+                self.state, buffers, plan=d_plan, graphs=self.graphs, prepared=self.prepared,
+                **self.launch)
         return self._program.run(order.size, batch_size, hyper, step)
 
     def release(self):

@@ -117,14 +117,71 @@ def _run(calls, stream=None):
             kernel[grid, block, stream](*args)
 
 
-def _configured(calls):
+def _configured(calls, prepared=False):
     """``[(launcher, args)]``: on a GPU each kernel configured once (``kernel[grid, block]``
     makes a launch configuration, a ``cuda.core`` stream object included, on every call);
-    the simulator keeps the grid on the kernel object itself, so it is configured per launch."""
+    the simulator keeps the grid on the kernel object itself, so it is configured per launch.
+    ``prepared``: :class:`_PreparedLaunch` launchers (GPU only)."""
     if SIMULATOR:
         return [(lambda *a, k=kernel, g=grid, b=block: k[g, b](*a), args)
                 for kernel, grid, block, args in calls]
+    if prepared:  # pragma: no cover - needs a GPU
+        return [(_PreparedLaunch(kernel, grid, block, args), args)
+                for kernel, grid, block, args in calls]
     return [(kernel[grid, block], args) for kernel, grid, block, args in calls]
+
+
+class _PreparedLaunch:  # pragma: no cover - needs a GPU
+    """A launch whose arguments are converted once: the launch arguments never change.
+
+    The first call launches through numba-cuda's dispatcher (which compiles
+    and loads the kernel); it then keeps what numba-cuda's ``_Kernel.launch``
+    builds on every call -- the arguments as ctypes values (device pointers,
+    shapes, strides, scalars), the ``cuda.core`` launch configuration and the
+    kernel handle -- and later calls only call ``cuda.core.launch``. Uses
+    numba-cuda internals (0.30: ``_Kernel._prepare_args``,
+    ``_codelibrary.get_cufunc``); any failure to prepare keeps the dispatcher
+    path. Off by default (``prepared=False``) until measured on hardware.
+    """
+
+    def __init__(self, kernel, grid, block, args):
+        self.kernel, self.grid, self.block, self.args = kernel, grid, block, args
+        self._ready = None
+        self._configured = kernel[grid, block]
+
+    def __call__(self, *args):
+        ready = self._ready
+        if ready is None:
+            self._configured(*self.args)  # compiles and loads on the first call
+            self._ready = self._prepare()
+            return
+        if ready is False:
+            self._configured(*self.args)
+            return
+        launch, stream, config, handle, kernel_args = ready
+        launch(stream, config, handle, *kernel_args)
+
+    def _prepare(self):
+        try:
+            from numba.cuda import dispatcher as nbd
+            from numba.cuda.cudadrv import driver
+            from numba.cuda.errors import normalize_kernel_dimensions
+            types = tuple(self.kernel.typeof_pyval(a) for a in self.args)
+            compiled = self.kernel.overloads[types]
+            stream = driver._to_core_stream(0)
+            kernel_args, write_back = [], []
+            for t, v in zip(compiled.argument_types, self.args):
+                compiled._prepare_args(t, v, stream, write_back, kernel_args)
+            if write_back or compiled.debug:
+                return False
+            grid, block = normalize_kernel_dimensions(self.grid, self.block)
+            cooperative = ({"is_cooperative": compiled.cooperative} if nbd.CUDA_CORE_GE_1_0
+                           else {"cooperative_launch": compiled.cooperative})
+            config = nbd.LaunchConfig(grid=grid, block=block, shmem_size=0, **cooperative)
+            handle = compiled._codelibrary.get_cufunc().kernel
+            return nbd.launch, stream, config, handle, kernel_args
+        except Exception:  # another numba-cuda: the dispatcher path
+            return False
 
 
 def _launch(launchers):
@@ -296,11 +353,15 @@ class TrainingProgram:
         number of micro-steps and replayed on a stream of its own; the launch
         arguments being constant, the same graph serves every epoch. Off by
         default: not yet run on hardware. Ignored under the simulator.
+    prepared : bool
+        Launch eagerly with the arguments converted once (:class:`_PreparedLaunch`):
+        the host cost of a launch without the dispatcher. Off by default: not
+        yet run on hardware. Ignored under the simulator.
     """
 
     def __init__(self, X, y, order, normalization, net, optimizer, hyper, state, buffers, *,
                  plan=None, tile=None, per_thread=None, threads=None, rows_per_block=None,
-                 lanes=None, graphs=False):
+                 lanes=None, graphs=False, prepared=False):
         tile = tile or DEFAULT_TILE
         per_thread = per_thread or DEFAULT_PER_THREAD
         threads = threads or DEFAULT_THREADS
@@ -314,13 +375,14 @@ class TrainingProgram:
         self.cursor = cuda.device_array(2, np.int64)
         self.plan = plan if plan is not None else cuda.device_array((1, PLAN_FIELDS), np.float64)
         self.graphs = bool(graphs) and not SIMULATOR
+        self.prepared = bool(prepared) and not SIMULATOR
         self._graphs = None
         self._order, self._args = order, (X, y, normalization, net, state, tile, threads,
                                           rows_per_block, lanes)
         self.network = _Network(params, layer_sizes, activation, buffers.acts, capacity, tile,
                                 per_thread, grads=buffers.grads, scratch=buffers.scratch)
         self.calls = self._calls(self.plan)
-        self._launchers = _configured(self.calls)
+        self._launchers = _configured(self.calls, self.prepared)
 
     def _calls(self, plan):
         X, y, normalization, net, state, tile, threads, rows_per_block, lanes = self._args
@@ -364,7 +426,7 @@ class TrainingProgram:
         if plan is not self.plan:  # grown: new addresses in the arguments
             self.plan, self._graphs = plan, None
             self.calls = self._calls(plan)
-            self._launchers = _configured(self.calls)
+            self._launchers = _configured(self.calls, self.prepared)
         counters = self.buffers.counters
         with simulator_pacing():
             kernel, grid, block, args = _reset_launch(counters, self.cursor)

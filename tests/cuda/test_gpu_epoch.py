@@ -528,3 +528,20 @@ def test_graph_replay_logic_with_a_recording_graph_builder(kc, cuda, monkeypatch
     n_launches = kc.launches_per_step(2)
     assert captured == [2 * n_launches, 3 * n_launches]  # 1 eager + 2, then 3; then a replay
     assert_same_training(cpu, (results, net.params.copy_to_host(), to_host(state)))
+
+
+def test_prepared_launch_falls_back_to_the_dispatcher():
+    """prepared=True (GPU only) keeps launching through numba-cuda's dispatcher when the
+    arguments cannot be prepared (another numba-cuda, or the simulator's kernels)."""
+    from fastann.kernels.cuda import epoch
+    launched = []
+
+    class Kernel:  # what numba-cuda's dispatcher looks like from the outside
+        def __getitem__(self, config):
+            return lambda *args: launched.append((config, args))
+
+    launch = epoch._PreparedLaunch(Kernel(), 3, 32, ("a", 1))
+    for _ in range(3):
+        launch()
+    assert launched == [((3, 32), ("a", 1))] * 3
+    assert launch._ready is False
