@@ -133,10 +133,12 @@ def test_second_process_loads_cuda_kernels_from_the_cache(tmp_path):
     assert misses == 0 and hits >= 5
 
 
+@pytest.mark.parametrize("mode", ["graphs", "prepared"])
 @pytest.mark.parametrize("per_thread", [1, 2])
-def test_cuda_graphs_match_eager_launches(mnist_subset, per_thread):
-    """graphs=True (off by default until this passes on hardware) trains exactly as eager launches,
-    across epochs whose chunks have different numbers of micro-steps."""
+def test_cuda_graphs_match_eager_launches(mnist_subset, per_thread, mode):
+    """graphs=True and prepared=True (off by default until this passes on hardware) train
+    exactly as the dispatcher's eager launches, across epochs whose chunks have different
+    numbers of micro-steps."""
     from fastann.backends.cuda import CudaBackend
     X, y, _, _ = mnist_subset
     sizes = np.array([784, 64, 10], np.int64)
@@ -144,9 +146,10 @@ def test_cuda_graphs_match_eager_launches(mnist_subset, per_thread):
     norm = kernels.Normalization(np.full(784, 1 / 255, np.float32), np.zeros(784, np.float32))
     hp = hyper(learning_rate=1e-3, l1=0.0, l2=1e-4)
     runs = []
-    for graphs in (False, True):
+    for on in (False, True):
         backend = CudaBackend(sizes, kernels.RELU, kernels.ADAM, norm, params0.copy(),
-                              graphs=graphs, per_thread=per_thread)
+                              graphs=on and mode == "graphs",
+                              prepared=on and mode == "prepared", per_thread=per_thread)
         backend.load_data(X, y, 32)
         results, step = [], 0
         for epoch in range(3):
