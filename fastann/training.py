@@ -180,9 +180,7 @@ def train_epochs(model, run, callbacks):
             if run.validation is not None:
                 eval_start = time.perf_counter()
                 X_val, y_val = run.validation
-                log_proba = backend.predict_log_proba(X_val)
-                record["val_loss"] = float(-log_proba[np.arange(y_val.size), y_val].mean())
-                record["val_accuracy"] = float((log_proba.argmax(axis=1) == y_val).mean())
+                record["val_loss"], record["val_accuracy"] = backend.evaluate(X_val, y_val)
                 record["eval_seconds"] = time.perf_counter() - eval_start
             run.history.append(record)
             callbacks.on_epoch_end(epoch, dict(record))
@@ -195,7 +193,7 @@ def _diverged(backend, loss_sum, X_sample):
     """Whether an epoch's loss, its updated weights, or their outputs on ``X_sample`` overflowed."""
     if not np.isfinite(loss_sum) or not backend.parameters_finite():
         return True
-    return not np.all(np.isfinite(backend.predict_log_proba(X_sample)))
+    return not backend.outputs_finite(X_sample)
 
 
 class _StopRequest:

@@ -35,21 +35,39 @@ OPTIMIZERS = {"sgd": SGD, "momentum": MOMENTUM, "nesterov": NESTEROV,
               "adam": ADAM, "adamw": ADAMW}
 
 
-def _drop_stale_numba_cache():
-    """Recompile every kernel once after any kernel source file changed (see ``_cache``)."""
+def _drop_stale_numba_cache(dispatchers=None):
+    """Recompile every kernel once after any kernel source file changed (see ``_cache``).
+
+    Parameters
+    ----------
+    dispatchers : iterable of compiled functions, optional
+        Kernels compiled with ``cache=True`` whose on-disk cache directories
+        are checked (each folder once): by default the CPU epoch kernel's
+        (``kernels/__pycache__``); :mod:`fastann.kernels.cuda` passes its own
+        kernels (``kernels/cuda/__pycache__``) when it is imported. The hash
+        covers every source file below ``kernels/``, CUDA files included.
+
+    Returns
+    -------
+    int
+        Cache files deleted.
+    """
     import os
 
     import numba
 
     from . import _cache
-    from .epoch import train_epoch
 
-    cache = getattr(train_epoch, "_cache", None)
-    cache_dir = getattr(cache, "_cache_path", None)  # where Numba keeps this package's files
-    if cache_dir is None:  # pragma: no cover - a Numba without on-disk caching
-        return
+    if dispatchers is None:
+        from .epoch import train_epoch
+        dispatchers = [train_epoch]
+    # Where Numba keeps each dispatcher's files (None: no on-disk caching, e.g. the simulator).
+    cache_dirs = {getattr(getattr(d, "_cache", None), "_cache_path", None) for d in dispatchers}
+    cache_dirs.discard(None)
+    if not cache_dirs:
+        return 0
     here = os.path.dirname(os.path.abspath(__file__))
-    _cache.clear_stale_cache(_cache.source_digest(here, numba.__version__), [cache_dir])
+    return _cache.clear_stale_cache(_cache.source_digest(here, numba.__version__), cache_dirs)
 
 
 _drop_stale_numba_cache()

@@ -19,6 +19,12 @@ offset))`` and ``configure(dropout, augment, image_shape)``; the model refuses
 them with ``device="cuda"``, so the CUDA backend is never asked.
 ``predict_log_proba(X)``
     Log-probabilities with the current parameters, as a host array.
+``evaluate(X, y)``
+    ``(loss, accuracy)`` on rows ``X`` with class codes ``y``: the mean of
+    ``-log p(y)`` and the share of rows whose first arg-max is ``y`` (the
+    validation scores of each epoch). The CUDA backend copies back only these.
+``outputs_finite(X)``
+    Whether every log-probability on ``X`` is finite (the divergence check).
 ``get_parameters()`` / ``set_parameters(params)``
     The flat parameter vector (layout of :mod:`fastann.kernels.network`) as a
     host copy, and its replacement.

@@ -161,6 +161,20 @@ class CpuBackend:
             kernels.predict_log_proba(X, self.normalization, self.network, buffers, out)
         return out
 
+    def evaluate(self, X, y):
+        """Mean log-loss and accuracy on ``(X, y)``: ``(float, float)``.
+
+        ``y`` holds class codes (int); the loss is ``-mean(log p(y))`` and
+        the accuracy the share of rows whose first arg-max is ``y``.
+        """
+        log_proba = self.predict_log_proba(X)
+        return (float(-log_proba[np.arange(y.size), y].mean()),
+                float((log_proba.argmax(axis=1) == y).mean()))
+
+    def outputs_finite(self, X):
+        """Whether every log-probability on ``X`` is finite."""
+        return bool(np.all(np.isfinite(self.predict_log_proba(X))))
+
     # ------------------------------------------------------- state access
     def get_parameters(self):
         return self.params.copy()

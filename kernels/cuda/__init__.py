@@ -17,13 +17,15 @@ GPU twin                                CPU kernel
 :func:`gpu_gather_batch`                :func:`kernels.gather_batch`
 :func:`gpu_train_epoch`                 :func:`kernels.train_epoch`
 :func:`gpu_predict_log_proba`           :func:`kernels.predict_log_proba`
+:func:`gpu_evaluate`                    loss and accuracy of ``predict_log_proba``'s output
+:func:`gpu_all_finite`                  ``numpy.isfinite(a).all()``
 ======================================  ===================================================
 
 This subpackage is imported only on demand: ``import fastann.kernels`` never imports
 ``numba.cuda``. Importing it needs ``numba-cuda`` (``pip install
-"fastann[cuda]"``); running real kernels also needs an NVIDIA driver, a GPU
-and the NVVM compiler (a CUDA toolkit, or the ``nvidia-nvvm`` wheel that
-``numba-cuda[cu12]``/``[cu13]`` brings). Under the Numba CUDA simulator
+"fastann[cuda]"``, enough for the simulator); running real kernels also needs
+an NVIDIA driver, a GPU and the compiler libraries NVVM and NVRTC (``pip
+install "fastann[cuda13]"`` or ``"fastann[cuda12]"``, or a CUDA toolkit). Under the Numba CUDA simulator
 (``NUMBA_ENABLE_CUDASIM=1`` set before ``numba.cuda`` is first imported) the
 same code runs on the CPU, one Python thread per CUDA thread: correct but
 very slow, which is how the tests in ``tests/cuda`` run without a GPU.
@@ -32,22 +34,42 @@ Launch-shape defaults shrink under the simulator (see :data:`SIMULATOR`).
 import importlib.util
 
 if importlib.util.find_spec("numba_cuda") is None:  # pragma: no cover - depends on the env
-    raise ImportError('fastann.kernels.cuda needs the numba-cuda package: pip install "fastann[cuda]"')
+    raise ImportError('fastann.kernels.cuda needs the numba-cuda package: pip install '
+                      '"fastann[cuda13]" (NVIDIA driver >= 580) or "fastann[cuda12]" (>= 525); '
+                      '"fastann[cuda]" for the CUDA simulator only')
 
-from ._launch import (DEFAULT_ROWS_PER_BLOCK, DEFAULT_THREADS, DEFAULT_TILE, SIMULATOR,
-                      WARP)
+from ._launch import (DEFAULT_LANES, DEFAULT_PER_THREAD, DEFAULT_ROWS_PER_BLOCK,
+                      DEFAULT_THREADS, DEFAULT_TILE, PLAN_FIELDS, SIMULATOR, WARP,
+                      simulator_pacing)
 from .batching import gpu_gather_batch, gpu_gather_rows
 from .dense import gpu_dense_backward, gpu_dense_forward
-from .epoch import (GpuTrainingBuffers, gpu_apply_update, gpu_predict_log_proba,
-                    gpu_train_epoch, launches_per_step)
+from .epoch import (GpuTrainingBuffers, InferenceProgram, TrainingProgram, gpu_all_finite,
+                    gpu_apply_update, gpu_evaluate, gpu_predict_log_proba, gpu_train_epoch,
+                    inference_plan, launches_per_step, training_plan)
 from .loss import gpu_log_softmax, gpu_softmax_cross_entropy
 from .optimizers import (gpu_adam_update, gpu_momentum_update, gpu_nesterov_update,
                          gpu_sgd_update)
 
 __all__ = [
-    "SIMULATOR", "DEFAULT_TILE", "DEFAULT_THREADS", "DEFAULT_ROWS_PER_BLOCK", "WARP",
+    "SIMULATOR", "DEFAULT_TILE", "DEFAULT_PER_THREAD", "DEFAULT_THREADS", "DEFAULT_ROWS_PER_BLOCK", "DEFAULT_LANES",
+    "WARP", "PLAN_FIELDS", "simulator_pacing",
     "gpu_gather_batch", "gpu_gather_rows", "gpu_dense_forward", "gpu_dense_backward",
     "gpu_softmax_cross_entropy", "gpu_log_softmax", "gpu_sgd_update", "gpu_momentum_update",
     "gpu_nesterov_update", "gpu_adam_update", "gpu_apply_update", "gpu_train_epoch",
-    "gpu_predict_log_proba", "launches_per_step", "GpuTrainingBuffers",
+    "gpu_predict_log_proba", "gpu_evaluate", "gpu_all_finite", "launches_per_step",
+    "GpuTrainingBuffers", "TrainingProgram", "InferenceProgram", "training_plan",
+    "inference_plan",
 ]
+
+
+def _drop_stale_cuda_cache():
+    """Numba-cuda's ``cache=True`` checks only the defining file's time stamp, like Numba's:
+    after any change below ``kernels/`` the cached CUDA kernels are dropped once
+    (:func:`fastann.kernels._drop_stale_numba_cache`; nothing under the simulator)."""
+    from .. import _drop_stale_numba_cache
+    from . import batching, epoch
+    return _drop_stale_numba_cache([batching._gather, batching._gather_rows, epoch._reset,
+                                    epoch._any_nonfinite])
+
+
+_drop_stale_cuda_cache()

@@ -1,9 +1,13 @@
 """Dense layer on the GPU: tiled shared-memory products with fused epilogues.
 
-* :func:`gpu_dense_forward` -- one launch: ``out = f(X @ W + b)``. Each block
-  computes a ``tile x tile`` output tile, staging ``tile x tile`` slabs of
-  ``X`` and ``W`` in shared memory; the bias and the activation are applied
-  to the accumulator before the single store (no pre-activation buffer).
+* :func:`gpu_dense_forward` -- one launch: ``out = f(X @ W + b)``. A block of
+  ``tile x tile`` threads computes a ``B x B`` output tile, ``B = tile *
+  per_thread``: each thread keeps ``per_thread x per_thread`` accumulators
+  (register blocking: rows ``ty + i * tile``, columns ``tx + j * tile``) and
+  reads ``2 * per_thread`` shared values per ``per_thread**2`` FMAs; ``B x B``
+  slabs of ``X`` and ``W`` are staged in shared memory by all threads
+  together. The bias and the activation are applied to the accumulators
+  before the single store (no pre-activation buffer).
 * :func:`gpu_dense_backward` -- one launch for the whole layer: the grid holds
   the tiles of ``dW = X^T dZ`` followed by the tiles of
   ``dX = (dZ W^T) * f'(X)``. The blocks of the first row of ``dW`` tiles also
@@ -12,121 +16,428 @@
   With ``accumulate`` the results are added to ``dW``/``db`` instead of
   stored, which is how micro-batches sum their gradients without a
   ``grad_sum`` buffer or an extra launch.
+* In the training and inference drivers (:mod:`fastann.kernels.cuda.epoch`)
+  the first layer's forward is ``forward_gather`` / ``forward_rows``, which
+  read the raw rows (through ``order`` for training) and normalize them inside
+  the tile loads, and the last layer's forward in training is
+  ``forward_softmax``, which ends in the softmax cross-entropy and leaves the
+  loss gradient in the logits (see :data:`DenseKernels`).
 
-Plain FMA tiles (numba-cuda exposes no tensor-core MMA); tiles are padded to
-``tile + 1`` columns so the transposed reads of the ``dX`` product do not hit
-the same shared-memory bank. Every thread takes part in every
+Plain FMA tiles (numba-cuda exposes no tensor-core MMA); shared tiles are
+padded to ``B + 1`` columns so the transposed reads do not hit the same
+shared-memory bank. Every output's sum runs over ``k`` in increasing order
+whatever ``tile`` and ``per_thread`` are, so they change the speed, not the
+result (up to FMA contraction). ``per_thread`` is 1 on a GPU by default (the
+shapes reviewed for issue 11; larger blocks are for measuring, see
+benchmarks/gpu_compare.py) and 4 under the simulator, where it divides the
+number of Python threads by 16. Every thread takes part in every
 ``syncthreads``: out-of-range rows and columns load zeros instead of leaving.
 
 All arrays are C-contiguous 2-D device arrays sized for ``capacity`` rows;
-``n_rows <= capacity`` says how many rows are live (the last batch of an
-epoch is shorter), so the buffers and their views are made once per ``fit``.
+the live row count ``n_rows <= capacity`` (the last batch of an epoch is
+shorter) and, for the backward pass, whether to accumulate, are read from the
+plan table at the cursor (:mod:`fastann.kernels.cuda._launch`), so a step's
+launches are the same every step: grids cover ``capacity`` rows, and blocks
+whose rows all lie past ``n_rows`` return at once (a block-uniform test, so
+no ``syncthreads`` is skipped by part of a block).
 """
+import math
+from collections import namedtuple
 from functools import lru_cache
 
 import numpy as np
 from numba import cuda
 
 from ._device import activation_functions
-from ._launch import DEFAULT_TILE, cdiv, float_dtype
+from ._launch import (ACCUMULATE, CURRENT, DEFAULT_PER_THREAD, DEFAULT_TILE, GRAD_SCALE, NEXT,
+                      ROWS, START, cdiv, float_dtype, single_step_plan)
+
+
+#: The kernels of one ``(tile, dtype, per_thread)``: ``forward`` and ``backward`` of a layer,
+#: and the first layer's forward with the gather fused in, for training (``forward_gather``:
+#: rows through ``order``, keeps the normalized inputs and the labels for the backward pass)
+#: and for inference (``forward_rows``: consecutive rows); and the last layer's forward with
+#: softmax cross-entropy fused in (``forward_softmax``, when a block holds every class).
+DenseKernels = namedtuple("DenseKernels", ["forward", "backward", "forward_gather",
+                                           "forward_rows", "forward_softmax"])
+
+#: Static shared memory a block may use (48 KiB on every GPU since compute capability 3.0).
+MAX_STATIC_SHARED = 48 * 1024
 
 
 @lru_cache(maxsize=None)
-def dense_kernels(tile, dtype):
-    """``(forward, backward)`` CUDA kernels for one tile size and float dtype."""
+def dense_kernels(tile, dtype, per_thread=1):
+    """The :data:`DenseKernels` for one tile size, float dtype and register blocking.
+
+    Parameters
+    ----------
+    tile : int
+        Threads per block edge (``tile**2`` threads per block).
+    dtype : float32 or float64
+    per_thread : int
+        Outputs per thread along each edge; a block computes
+        ``(tile * per_thread)**2`` outputs.
+    """
     dtype = np.dtype(dtype)
     nbtype = _numba_type(dtype)
     dt = dtype.type
     ZERO = dt(0.0)
-    TILE = int(tile)
-    SHAPE = (TILE, TILE + 1)
+    T = int(tile)
+    R = int(per_thread)
+    BT = T * R              # the block's output tile edge, and the reduction slab
+    NT = T * T              # threads per block
+    SHAPE = (BT, BT + 1)
+    ACC = (R, R)
+    shared = 2 * BT * (BT + 1) * dtype.itemsize
+    if shared > MAX_STATIC_SHARED:
+        raise ValueError(f"dense tiles of {T}x{T} threads x {R}x{R} outputs need {shared} bytes "
+                         f"of shared memory in {dtype}; at most {MAX_STATIC_SHARED}")
     activate, derivative_times = activation_functions(dtype)
 
-    @cuda.jit
-    def forward(X, W, b, activation, out, n_rows):
+    @cuda.jit(device=True)
+    def clear(acc):
+        for i in range(R):
+            for j in range(R):
+                acc[i, j] = ZERO
+
+    @cuda.jit(device=True)
+    def store(out, acc, b, activation, row0, col0, n_rows, tx, ty):
+        d_out = out.shape[1]
+        for i in range(R):
+            row = row0 + ty + i * T
+            for j in range(R):
+                col = col0 + tx + j * T
+                if row < n_rows and col < d_out:
+                    out[row, col] = activate(acc[i, j] + b[col], activation)
+
+    @cuda.jit(cache=True)
+    def forward(X, W, b, activation, out, plan, cursor):
+        n_rows = int(plan[cursor[CURRENT], ROWS])
+        row0 = cuda.blockIdx.y * BT
+        if row0 >= n_rows:
+            return  # the whole block is past the live rows
+        col0 = cuda.blockIdx.x * BT
         A = cuda.shared.array(SHAPE, nbtype)
         B = cuda.shared.array(SHAPE, nbtype)
+        acc = cuda.local.array(ACC, nbtype)
+        a = cuda.local.array(R, nbtype)
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
-        row = cuda.blockIdx.y * TILE + ty
-        col = cuda.blockIdx.x * TILE + tx
+        tid = ty * T + tx
         d_in = W.shape[0]
         d_out = W.shape[1]
-        acc = ZERO
-        for k0 in range(0, d_in, TILE):
-            k = k0 + tx
-            A[ty, tx] = X[row, k] if (row < n_rows and k < d_in) else ZERO
-            k = k0 + ty
-            B[ty, tx] = W[k, col] if (k < d_in and col < d_out) else ZERO
+        clear(acc)
+        for k0 in range(0, d_in, BT):
+            for e in range(tid, BT * BT, NT):
+                r = e // BT
+                k = e - r * BT
+                gr = row0 + r
+                gk = k0 + k
+                A[r, k] = X[gr, gk] if (gr < n_rows and gk < d_in) else ZERO
+                gk = k0 + r
+                gc = col0 + k
+                B[r, k] = W[gk, gc] if (gk < d_in and gc < d_out) else ZERO
             cuda.syncthreads()
-            for kk in range(TILE):
-                acc += A[ty, kk] * B[kk, tx]
+            for kk in range(BT):
+                for i in range(R):
+                    a[i] = A[ty + i * T, kk]
+                for j in range(R):
+                    w = B[kk, tx + j * T]
+                    for i in range(R):
+                        acc[i, j] += a[i] * w
             cuda.syncthreads()
-        if row < n_rows and col < d_out:
-            out[row, col] = activate(acc + b[col], activation)
+        store(out, acc, b, activation, row0, col0, n_rows, tx, ty)
 
-    @cuda.jit
-    def backward(X, W, dZ, dW, db, dX, input_activation, n_rows, accumulate,
-                 dw_tiles_per_row, n_dw_blocks):
+    @cuda.jit(cache=True)
+    def forward_softmax(X, W, b, labels, counters, out, plan, cursor):
+        """The last layer of a training step with softmax cross-entropy fused in.
+
+        Needs every class of a row in one block (``d_out <= tile * per_thread``,
+        a grid one block wide). The logits ``X @ W + b`` go to shared memory;
+        one thread per row then computes, in the CPU's order
+        (:func:`kernels.softmax_cross_entropy`), the max and first arg-max, the
+        sum of exponentials, the loss and correct count (added into the float64
+        ``counters`` with atomics) and writes the gradient ``(softmax(z) -
+        onehot(y)) * grad_scale`` into ``out``.
+        """
+        step = cursor[CURRENT]
+        n_rows = int(plan[step, ROWS])
+        grad_scale = nbtype(plan[step, GRAD_SCALE])
+        row0 = cuda.blockIdx.y * BT
+        if row0 >= n_rows:
+            return  # the whole block is past the live rows
         A = cuda.shared.array(SHAPE, nbtype)
         B = cuda.shared.array(SHAPE, nbtype)
+        acc = cuda.local.array(ACC, nbtype)
+        a = cuda.local.array(R, nbtype)
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
+        tid = ty * T + tx
+        d_in = W.shape[0]
+        d_out = W.shape[1]
+        clear(acc)
+        for k0 in range(0, d_in, BT):
+            for e in range(tid, BT * BT, NT):
+                r = e // BT
+                k = e - r * BT
+                gr = row0 + r
+                gk = k0 + k
+                A[r, k] = X[gr, gk] if (gr < n_rows and gk < d_in) else ZERO
+                gk = k0 + r
+                B[r, k] = W[gk, k] if (gk < d_in and k < d_out) else ZERO
+            cuda.syncthreads()
+            for kk in range(BT):
+                for i in range(R):
+                    a[i] = A[ty + i * T, kk]
+                for j in range(R):
+                    w = B[kk, tx + j * T]
+                    for i in range(R):
+                        acc[i, j] += a[i] * w
+            cuda.syncthreads()
+        for i in range(R):
+            for j in range(R):
+                c = tx + j * T
+                if c < d_out:
+                    A[ty + i * T, c] = acc[i, j] + b[c]  # identity: the logits
+        cuda.syncthreads()
+        if tx == 0:
+            for i in range(R):
+                r = ty + i * T
+                row = row0 + r
+                if row < n_rows:
+                    best = 0
+                    zmax = A[r, 0]
+                    for c in range(1, d_out):
+                        if A[r, c] > zmax:
+                            zmax = A[r, c]
+                            best = c
+                    y = labels[row]
+                    if best == y:
+                        cuda.atomic.add(counters, 1, 1.0)
+                    zy = A[r, y]
+                    total = ZERO
+                    for c in range(d_out):
+                        e = math.exp(A[r, c] - zmax)
+                        A[r, c] = e
+                        total += e
+                    cuda.atomic.add(counters, 0, math.log(total) - (zy - zmax))
+                    inv = grad_scale / total
+                    for c in range(d_out):
+                        g = A[r, c] * inv
+                        if c == y:
+                            g -= grad_scale
+                        out[row, c] = g
+
+    @cuda.jit(cache=True)
+    def forward_gather(X, y, order, scale, shift, inputs, labels, W, b, activation, out, plan,
+                       cursor):
+        """The first layer of a training step, with the gather fused into its tile loads.
+
+        Row ``i`` of the step is ``X[order[start + i]] * scale + shift``, loaded
+        straight into the shared tile; the blocks of the first column of output
+        tiles also store it into ``inputs`` (for the backward pass) and the
+        label into ``labels``. The first kernel of a step: moves the cursor.
+        """
+        c = cursor[NEXT]
+        cursor[CURRENT] = c  # the same value from every thread; nobody here reads this slot
+        start = int(plan[c, START])
+        n_rows = int(plan[c, ROWS])
+        row0 = cuda.blockIdx.y * BT
+        if row0 >= n_rows:
+            return  # the whole block is past the live rows
+        col0 = cuda.blockIdx.x * BT
+        keep = cuda.blockIdx.x == 0
+        A = cuda.shared.array(SHAPE, nbtype)
+        B = cuda.shared.array(SHAPE, nbtype)
+        acc = cuda.local.array(ACC, nbtype)
+        a = cuda.local.array(R, nbtype)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        tid = ty * T + tx
+        d_in = W.shape[0]
+        d_out = W.shape[1]
+        clear(acc)
+        for k0 in range(0, d_in, BT):
+            for e in range(tid, BT * BT, NT):
+                r = e // BT
+                k = e - r * BT
+                gr = row0 + r
+                gk = k0 + k
+                v = ZERO
+                if gr < n_rows and gk < d_in:
+                    source = order[start + gr]
+                    v = X[source, gk] * scale[gk] + shift[gk]
+                    if keep:
+                        inputs[gr, gk] = v
+                        if gk == 0:
+                            labels[gr] = y[source]
+                A[r, k] = v
+                gk = k0 + r
+                gc = col0 + k
+                B[r, k] = W[gk, gc] if (gk < d_in and gc < d_out) else ZERO
+            cuda.syncthreads()
+            for kk in range(BT):
+                for i in range(R):
+                    a[i] = A[ty + i * T, kk]
+                for j in range(R):
+                    w = B[kk, tx + j * T]
+                    for i in range(R):
+                        acc[i, j] += a[i] * w
+            cuda.syncthreads()
+        store(out, acc, b, activation, row0, col0, n_rows, tx, ty)
+
+    @cuda.jit(cache=True)
+    def forward_rows(X, scale, shift, W, b, activation, out, plan, cursor):
+        """The first layer of an inference step: rows ``X[start + i] * scale + shift``
+        loaded straight into the tiles (no ``inputs`` buffer). Moves the cursor."""
+        c = cursor[NEXT]
+        cursor[CURRENT] = c
+        start = int(plan[c, START])
+        n_rows = int(plan[c, ROWS])
+        row0 = cuda.blockIdx.y * BT
+        if row0 >= n_rows:
+            return
+        col0 = cuda.blockIdx.x * BT
+        A = cuda.shared.array(SHAPE, nbtype)
+        B = cuda.shared.array(SHAPE, nbtype)
+        acc = cuda.local.array(ACC, nbtype)
+        a = cuda.local.array(R, nbtype)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        tid = ty * T + tx
+        d_in = W.shape[0]
+        d_out = W.shape[1]
+        clear(acc)
+        for k0 in range(0, d_in, BT):
+            for e in range(tid, BT * BT, NT):
+                r = e // BT
+                k = e - r * BT
+                gr = row0 + r
+                gk = k0 + k
+                v = ZERO
+                if gr < n_rows and gk < d_in:
+                    v = X[start + gr, gk] * scale[gk] + shift[gk]
+                A[r, k] = v
+                gk = k0 + r
+                gc = col0 + k
+                B[r, k] = W[gk, gc] if (gk < d_in and gc < d_out) else ZERO
+            cuda.syncthreads()
+            for kk in range(BT):
+                for i in range(R):
+                    a[i] = A[ty + i * T, kk]
+                for j in range(R):
+                    w = B[kk, tx + j * T]
+                    for i in range(R):
+                        acc[i, j] += a[i] * w
+            cuda.syncthreads()
+        store(out, acc, b, activation, row0, col0, n_rows, tx, ty)
+
+    @cuda.jit(cache=True)
+    def backward(X, W, dZ, dW, db, dX, input_activation, plan, cursor, dw_tiles_per_row,
+                 n_dw_blocks):
+        step = cursor[CURRENT]
+        n_rows = int(plan[step, ROWS])
+        accumulate = plan[step, ACCUMULATE] != 0.0
+        A = cuda.shared.array(SHAPE, nbtype)
+        B = cuda.shared.array(SHAPE, nbtype)
+        acc = cuda.local.array(ACC, nbtype)
+        a = cuda.local.array(R, nbtype)
+        bias = cuda.local.array(R, nbtype)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        tid = ty * T + tx
         d_in = W.shape[0]
         d_out = W.shape[1]
         block = cuda.blockIdx.x
-        acc = ZERO
+        for i in range(R):
+            bias[i] = ZERO
+            for j in range(R):
+                acc[i, j] = ZERO
         if block < n_dw_blocks:
-            # dW tile (ti, tj): rows = input features, columns = output units.
+            # dW tile (ti, tj): rows = input features, columns = output units;
+            # the sum runs over the live rows s, in slabs of BT rows.
             ti = block // dw_tiles_per_row
             tj = block - ti * dw_tiles_per_row
-            i = ti * TILE + ty
-            j = tj * TILE + tx
-            f = ti * TILE + tx
+            f0 = ti * BT
+            j0 = tj * BT
             with_bias = ti == 0 and ty == 0
-            bias = ZERO
-            for s0 in range(0, n_rows, TILE):
-                s = s0 + ty
-                A[ty, tx] = X[s, f] if (s < n_rows and f < d_in) else ZERO
-                B[ty, tx] = dZ[s, j] if (s < n_rows and j < d_out) else ZERO
+            for s0 in range(0, n_rows, BT):
+                for e in range(tid, BT * BT, NT):
+                    k = e // BT
+                    m = e - k * BT
+                    s = s0 + k
+                    f = f0 + m
+                    A[k, m] = X[s, f] if (s < n_rows and f < d_in) else ZERO
+                    j = j0 + m
+                    B[k, m] = dZ[s, j] if (s < n_rows and j < d_out) else ZERO
                 cuda.syncthreads()
-                for kk in range(TILE):
-                    acc += A[kk, ty] * B[kk, tx]
+                for kk in range(BT):
+                    for i in range(R):
+                        a[i] = A[kk, ty + i * T]
+                    for j in range(R):
+                        g = B[kk, tx + j * T]
+                        for i in range(R):
+                            acc[i, j] += a[i] * g
                 if with_bias:
-                    for kk in range(TILE):
-                        bias += B[kk, tx]
+                    # db = column sums of dZ, row after row as the CPU sums them.
+                    for kk in range(BT):
+                        for j in range(R):
+                            bias[j] += B[kk, tx + j * T]
                 cuda.syncthreads()
-            if i < d_in and j < d_out:
-                if accumulate:
-                    dW[i, j] += acc
-                else:
-                    dW[i, j] = acc
-            if with_bias and j < d_out:
-                if accumulate:
-                    db[j] += bias
-                else:
-                    db[j] = bias
+            for i in range(R):
+                fi = f0 + ty + i * T
+                for j in range(R):
+                    jj = j0 + tx + j * T
+                    if fi < d_in and jj < d_out:
+                        if accumulate:
+                            dW[fi, jj] += acc[i, j]
+                        else:
+                            dW[fi, jj] = acc[i, j]
+            if with_bias:
+                for j in range(R):
+                    jj = j0 + tx + j * T
+                    if jj < d_out:
+                        if accumulate:
+                            db[jj] += bias[j]
+                        else:
+                            db[jj] = bias[j]
         else:
-            # dX tile (ts, ti): rows = samples, columns = input features.
+            # dX tile (ts, ti): rows = samples, columns = input features; the
+            # sum runs over the output units c, in slabs of BT units.
             t = block - n_dw_blocks
-            dx_tiles_per_row = (d_in + TILE - 1) // TILE
+            dx_tiles_per_row = (d_in + BT - 1) // BT
             ts = t // dx_tiles_per_row
             ti = t - ts * dx_tiles_per_row
-            s = ts * TILE + ty
-            i = ti * TILE + tx
-            w_row = ti * TILE + ty
-            for j0 in range(0, d_out, TILE):
-                c = j0 + tx
-                A[ty, tx] = dZ[s, c] if (s < n_rows and c < d_out) else ZERO
-                B[ty, tx] = W[w_row, c] if (w_row < d_in and c < d_out) else ZERO
+            s0 = ts * BT
+            if s0 >= n_rows:
+                return  # the whole block is past the live rows
+            f0 = ti * BT
+            for c0 in range(0, d_out, BT):
+                for e in range(tid, BT * BT, NT):
+                    m = e // BT
+                    k = e - m * BT
+                    s = s0 + m
+                    c = c0 + k
+                    A[m, k] = dZ[s, c] if (s < n_rows and c < d_out) else ZERO
+                    f = f0 + m
+                    B[m, k] = W[f, c] if (f < d_in and c < d_out) else ZERO
                 cuda.syncthreads()
-                for kk in range(TILE):
-                    acc += A[ty, kk] * B[tx, kk]
+                for kk in range(BT):
+                    for i in range(R):
+                        a[i] = A[ty + i * T, kk]
+                    for j in range(R):
+                        w = B[tx + j * T, kk]
+                        for i in range(R):
+                            acc[i, j] += a[i] * w
                 cuda.syncthreads()
-            if s < n_rows and i < d_in:
-                dX[s, i] = derivative_times(acc, X[s, i], input_activation)
+            for i in range(R):
+                s = s0 + ty + i * T
+                for j in range(R):
+                    f = f0 + tx + j * T
+                    if s < n_rows and f < d_in:
+                        dX[s, f] = derivative_times(acc[i, j], X[s, f], input_activation)
 
-    return forward, backward
+    return DenseKernels(forward, backward, forward_gather, forward_rows, forward_softmax)
 
 
 def _numba_type(dtype):
@@ -134,19 +445,22 @@ def _numba_type(dtype):
     return float32 if np.dtype(dtype) == np.float32 else float64
 
 
-def forward_grid(n_rows, d_out, tile):
-    return (cdiv(d_out, tile), max(1, cdiv(n_rows, tile))), (tile, tile)
+def forward_grid(n_rows, d_out, tile, per_thread=1):
+    """``(grid, block)`` of a forward launch over ``n_rows`` rows (the capacity, in the drivers)."""
+    edge = tile * per_thread
+    return (cdiv(d_out, edge), max(1, cdiv(n_rows, edge))), (tile, tile)
 
 
-def backward_grid(n_rows, d_in, d_out, tile, with_dx):
-    """``(grid, block, dw_tiles_per_row, n_dw_blocks)`` for one backward launch."""
-    dw_tiles_per_row = cdiv(d_out, tile)
-    n_dw = cdiv(d_in, tile) * dw_tiles_per_row
-    n_dx = cdiv(n_rows, tile) * cdiv(d_in, tile) if with_dx else 0
+def backward_grid(n_rows, d_in, d_out, tile, with_dx, per_thread=1):
+    """``(grid, block, dw_tiles_per_row, n_dw_blocks)`` for one backward launch over ``n_rows``."""
+    edge = tile * per_thread
+    dw_tiles_per_row = cdiv(d_out, edge)
+    n_dw = cdiv(d_in, edge) * dw_tiles_per_row
+    n_dx = cdiv(n_rows, edge) * cdiv(d_in, edge) if with_dx else 0
     return n_dw + n_dx, (tile, tile), dw_tiles_per_row, n_dw
 
 
-def gpu_dense_forward(X, W, b, activation, out, n_rows=None, tile=None):
+def gpu_dense_forward(X, W, b, activation, out, n_rows=None, tile=None, per_thread=None):
     """GPU twin of :func:`kernels.dense_forward`: ``out[:n_rows] = f(X[:n_rows] @ W + b)``.
 
     Parameters
@@ -160,19 +474,25 @@ def gpu_dense_forward(X, W, b, activation, out, n_rows=None, tile=None):
     n_rows : int, optional
         Live rows (default ``X.shape[0]``).
     tile : int, optional
-        Tile edge (threads per block = tile**2); default :data:`DEFAULT_TILE`.
+        Threads per block edge (threads per block = tile**2); default
+        :data:`DEFAULT_TILE`.
+    per_thread : int, optional
+        Outputs per thread along each edge; default :data:`DEFAULT_PER_THREAD`.
     """
     tile = tile or DEFAULT_TILE
+    per_thread = per_thread or DEFAULT_PER_THREAD
     n_rows = X.shape[0] if n_rows is None else int(n_rows)
     if n_rows == 0:
         return
-    forward, _ = dense_kernels(tile, float_dtype(out))
-    grid, block = forward_grid(n_rows, W.shape[1], tile)
-    forward[grid, block](X, W, b, int(activation), out, n_rows)
+    forward = dense_kernels(tile, float_dtype(out), per_thread).forward
+    grid, block = forward_grid(n_rows, W.shape[1], tile, per_thread)
+    plan, cursor = single_step_plan(n_rows=n_rows)
+    forward[grid, block](X, W, b, int(activation), out, cuda.to_device(plan),
+                         cuda.to_device(cursor))
 
 
 def gpu_dense_backward(X, W, dZ, dW, db, dX, input_activation, n_rows=None,
-                       accumulate=False, tile=None):
+                       accumulate=False, tile=None, per_thread=None):
     """GPU twin of :func:`kernels.dense_backward`, in a single launch.
 
     ``dW = X^T dZ``, ``db = sum_rows(dZ)`` and, when ``dX`` is not ``None``
@@ -193,12 +513,16 @@ def gpu_dense_backward(X, W, dZ, dW, db, dX, input_activation, n_rows=None,
         Live rows (default ``dZ.shape[0]``).
     accumulate : bool
         Add into ``dW`` and ``db`` instead of overwriting them (micro-batches).
-    tile : int, optional
+    tile, per_thread : int, optional
+        As in :func:`gpu_dense_forward`.
     """
     tile = tile or DEFAULT_TILE
+    per_thread = per_thread or DEFAULT_PER_THREAD
     n_rows = dZ.shape[0] if n_rows is None else int(n_rows)
     with_dx = dX is not None and dX.size > 0
-    _, backward = dense_kernels(tile, float_dtype(dW))
-    grid, block, per_row, n_dw = backward_grid(n_rows, W.shape[0], W.shape[1], tile, with_dx)
+    backward = dense_kernels(tile, float_dtype(dW), per_thread).backward
+    grid, block, per_row, n_dw = backward_grid(n_rows, W.shape[0], W.shape[1], tile, with_dx,
+                                               per_thread)
+    plan, cursor = single_step_plan(n_rows=n_rows, accumulate=accumulate)
     backward[grid, block](X, W, dZ, dW, db, dX if with_dx else dZ, int(input_activation),
-                          n_rows, 1 if accumulate else 0, per_row, n_dw)
+                          cuda.to_device(plan), cuda.to_device(cursor), per_row, n_dw)

@@ -5,106 +5,175 @@ biases, as in :mod:`kernels.network`); each thread reads its gradient,
 parameter and state entries once and writes them once (Adam: ``m``, ``v`` and
 the weight fused). The L1/L2 penalty is applied to the weight prefix
 ``[0, n_weights)`` exactly as :mod:`kernels.optimizers` does, with AdamW's
-decoupled decay when ``decoupled``. Scalars are converted to the parameters'
-dtype on the host (and Adam's bias corrections folded into ``lr_t`` and
-``eps_hat`` there, in float64 as the CPU kernel does), so float32 updates
-never promote to float64 on the device.
+decoupled decay when ``decoupled``.
+
+The scalars that change from step to step -- the learning rate (it follows
+the schedule, epoch by epoch) and Adam's ``lr_t``, ``eps_hat`` and decay
+(bias corrections folded in, computed per step in float64 by the same
+:func:`~fastann.kernels.optimizers.adam_step_factors` as the CPU) -- are read
+from the plan table at the cursor (:mod:`fastann.kernels.cuda._launch`) and
+cast to the parameters' dtype on the device, as the CPU kernel casts them;
+the constant ones (momentum, betas, penalties) are launch arguments already in
+that dtype, so float32 updates never promote to float64. An update kernel is
+the last kernel of a training step: it runs every micro-step, updates only
+when the plan's ``UPDATE`` flag is set, and advances the cursor.
 """
 import math
+from functools import lru_cache
 
 import numpy as np
 from numba import cuda
 
 from ..optimizers import adam_step_factors
 from ._device import penalized
-from ._launch import DEFAULT_THREADS, float_dtype, n_blocks
+from ._launch import (CURRENT, DECAY, DEFAULT_THREADS, EPS_HAT, LR, NEXT, UPDATE, float_dtype,
+                      n_blocks, single_step_plan)
 
 
-@cuda.jit
-def _sgd(params, grads, lr, l1, l2, n_weights):
-    for i in range(cuda.grid(1), params.size, cuda.gridsize(1)):
-        w = params[i]
-        params[i] = w - lr * penalized(grads[i], w, i, n_weights, l1, l2)
+@lru_cache(maxsize=None)
+def optimizer_kernels(dtype):
+    """``{"sgd", "momentum", "nesterov", "adam"}`` update kernels for one float dtype.
+
+    Built per dtype so that the float64 plan entries are cast to the
+    parameters' dtype on the device (``nbtype(plan[...])``).
+    """
+    from .dense import _numba_type
+    nbtype = _numba_type(dtype)
+
+    @cuda.jit(cache=True)
+    def sgd(params, grads, plan, cursor, l1, l2, n_weights):
+        step = cursor[CURRENT]
+        cursor[NEXT] = step + 1
+        if plan[step, UPDATE] == 0.0:
+            return
+        lr = nbtype(plan[step, LR])
+        for i in range(cuda.grid(1), params.size, cuda.gridsize(1)):
+            w = params[i]
+            params[i] = w - lr * penalized(grads[i], w, i, n_weights, l1, l2)
+
+    @cuda.jit(cache=True)
+    def momentum(params, grads, velocity, plan, cursor, mu, l1, l2, n_weights):
+        step = cursor[CURRENT]
+        cursor[NEXT] = step + 1
+        if plan[step, UPDATE] == 0.0:
+            return
+        lr = nbtype(plan[step, LR])
+        for i in range(cuda.grid(1), params.size, cuda.gridsize(1)):
+            w = params[i]
+            v = mu * velocity[i] - lr * penalized(grads[i], w, i, n_weights, l1, l2)
+            velocity[i] = v
+            params[i] = w + v
+
+    @cuda.jit(cache=True)
+    def nesterov(params, grads, velocity, plan, cursor, mu, one_plus_mu, l1, l2, n_weights):
+        step = cursor[CURRENT]
+        cursor[NEXT] = step + 1
+        if plan[step, UPDATE] == 0.0:
+            return
+        lr = nbtype(plan[step, LR])
+        for i in range(cuda.grid(1), params.size, cuda.gridsize(1)):
+            w = params[i]
+            v_old = velocity[i]
+            v = mu * v_old - lr * penalized(grads[i], w, i, n_weights, l1, l2)
+            velocity[i] = v
+            params[i] = w - mu * v_old + one_plus_mu * v
+
+    @cuda.jit(cache=True)
+    def adam(params, grads, m, v, plan, cursor, b1, b2, one_minus_b1, one_minus_b2, l1, l2,
+             n_weights):
+        step = cursor[CURRENT]
+        cursor[NEXT] = step + 1
+        if plan[step, UPDATE] == 0.0:
+            return
+        lr_t = nbtype(plan[step, LR])
+        eps_hat = nbtype(plan[step, EPS_HAT])
+        decay = nbtype(plan[step, DECAY])
+        for i in range(cuda.grid(1), params.size, cuda.gridsize(1)):
+            w = params[i]
+            g = penalized(grads[i], w, i, n_weights, l1, l2)
+            mi = b1 * m[i] + one_minus_b1 * g
+            vi = b2 * v[i] + one_minus_b2 * g * g
+            m[i] = mi
+            v[i] = vi
+            if i < n_weights:
+                w -= decay * w
+            params[i] = w - lr_t * mi / (math.sqrt(vi) + eps_hat)
+
+    return {"sgd": sgd, "momentum": momentum, "nesterov": nesterov, "adam": adam}
 
 
-@cuda.jit
-def _momentum(params, grads, velocity, lr, mu, l1, l2, n_weights):
-    for i in range(cuda.grid(1), params.size, cuda.gridsize(1)):
-        w = params[i]
-        v = mu * velocity[i] - lr * penalized(grads[i], w, i, n_weights, l1, l2)
-        velocity[i] = v
-        params[i] = w + v
+def step_scalars(optimizer_is_adam, step, hyper, decoupled):
+    """The plan's per-step ``(LR, EPS_HAT, DECAY)`` entries, in float64.
+
+    SGD, momentum, Nesterov: ``(learning_rate, 0, 0)``. Adam/AdamW: the
+    factors of :func:`~fastann.kernels.optimizers.adam_step_factors` for the
+    1-based ``step``, as the CPU computes them.
+    """
+    if not optimizer_is_adam:
+        return float(hyper.learning_rate), 0.0, 0.0
+    return adam_step_factors(int(step), float(hyper.learning_rate), float(hyper.beta_1),
+                             float(hyper.beta_2), float(hyper.epsilon), float(hyper.l2),
+                             bool(decoupled))
 
 
-@cuda.jit
-def _nesterov(params, grads, velocity, lr, mu, one_plus_mu, l1, l2, n_weights):
-    for i in range(cuda.grid(1), params.size, cuda.gridsize(1)):
-        w = params[i]
-        v_old = velocity[i]
-        v = mu * v_old - lr * penalized(grads[i], w, i, n_weights, l1, l2)
-        velocity[i] = v
-        params[i] = w - mu * v_old + one_plus_mu * v
+def constant_arguments(optimizer_name, dtype, hyper):
+    """The launch arguments after ``cursor`` that stay the same for a whole fit, in ``dtype``.
+
+    ``n_weights`` (the last argument) is appended by the caller.
+    """
+    dt = np.dtype(dtype).type
+    l1, l2 = dt(hyper.l1), dt(hyper.l2)
+    if optimizer_name == "sgd":
+        return (l1, l2)
+    mu = dt(hyper.momentum)
+    if optimizer_name == "momentum":
+        return (mu, l1, l2)
+    if optimizer_name == "nesterov":
+        return (mu, dt(1.0) + mu, l1, l2)
+    b1, b2 = dt(hyper.beta_1), dt(hyper.beta_2)
+    one = dt(1.0)
+    decoupled = optimizer_name == "adamw"
+    return (b1, b2, one - b1, one - b2, l1, dt(0.0) if decoupled else l2)
 
 
-@cuda.jit
-def _adam(params, grads, m, v, lr_t, eps_hat, b1, b2, one_minus_b1, one_minus_b2,
-          l1, l2, decay, n_weights):
-    for i in range(cuda.grid(1), params.size, cuda.gridsize(1)):
-        w = params[i]
-        g = penalized(grads[i], w, i, n_weights, l1, l2)
-        mi = b1 * m[i] + one_minus_b1 * g
-        vi = b2 * v[i] + one_minus_b2 * g * g
-        m[i] = mi
-        v[i] = vi
-        if i < n_weights:
-            w -= decay * w
-        params[i] = w - lr_t * mi / (math.sqrt(vi) + eps_hat)
-
-
-def _launch(kernel, params, threads, *args):
+def _launch(name, params, state_arrays, hyper, n_weights, step, threads):
+    """One update outside an epoch: a one-row plan with ``UPDATE`` set, uploaded."""
     threads = threads or DEFAULT_THREADS
-    kernel[n_blocks(params.size, threads), threads](params, *args)
+    dtype = float_dtype(params)
+    kernel = optimizer_kernels(dtype)["adam" if name == "adamw" else name]
+    lr, eps_hat, decay = step_scalars(name in ("adam", "adamw"), step, hyper, name == "adamw")
+    plan, cursor = single_step_plan(lr=lr, eps_hat=eps_hat, decay=decay)
+    kernel[n_blocks(params.size, threads), threads](
+        params, *state_arrays, cuda.to_device(plan), cuda.to_device(cursor),
+        *constant_arguments(name, dtype, hyper), int(n_weights))
+
+
+def _hyper(learning_rate=0.0, momentum=0.0, beta_1=0.0, beta_2=0.0, epsilon=0.0, l1=0.0, l2=0.0):
+    from ..structs import hyperparameters
+    return hyperparameters(learning_rate, momentum, beta_1, beta_2, epsilon, l1, l2)
 
 
 def gpu_sgd_update(params, grads, learning_rate, l1, l2, n_weights, threads=None):
     """GPU twin of :func:`kernels.sgd_update` (device arrays, updated in place)."""
-    dt = float_dtype(params).type
-    _launch(_sgd, params, threads, grads, dt(learning_rate), dt(l1), dt(l2), int(n_weights))
+    _launch("sgd", params, (grads,), _hyper(learning_rate, l1=l1, l2=l2), n_weights, 0, threads)
 
 
 def gpu_momentum_update(params, grads, velocity, learning_rate, momentum, l1, l2, n_weights,
                         threads=None):
     """GPU twin of :func:`kernels.momentum_update`."""
-    dt = float_dtype(params).type
-    _launch(_momentum, params, threads, grads, velocity, dt(learning_rate), dt(momentum),
-            dt(l1), dt(l2), int(n_weights))
+    _launch("momentum", params, (grads, velocity),
+            _hyper(learning_rate, momentum, l1=l1, l2=l2), n_weights, 0, threads)
 
 
 def gpu_nesterov_update(params, grads, velocity, learning_rate, momentum, l1, l2, n_weights,
                         threads=None):
     """GPU twin of :func:`kernels.nesterov_update`."""
-    dt = float_dtype(params).type
-    mu = dt(momentum)
-    _launch(_nesterov, params, threads, grads, velocity, dt(learning_rate), mu,
-            dt(1.0) + mu, dt(l1), dt(l2), int(n_weights))
-
-
-def adam_scalars(dtype, step, learning_rate, beta1, beta2, epsilon, l1, l2, decoupled):
-    """The per-step scalars of :func:`fastann.kernels.adam_update`, from the same
-    :func:`~fastann.kernels.optimizers.adam_step_factors`, cast to ``dtype``."""
-    dt = np.dtype(dtype).type
-    lr_t, eps_hat, decay = adam_step_factors(int(step), float(learning_rate), float(beta1),
-                                             float(beta2), float(epsilon), float(l2),
-                                             bool(decoupled))
-    b1, b2 = dt(beta1), dt(beta2)
-    one = dt(1.0)
-    a2 = dt(0.0) if decoupled else dt(l2)
-    return dt(lr_t), dt(eps_hat), b1, b2, one - b1, one - b2, dt(l1), a2, dt(decay)
+    _launch("nesterov", params, (grads, velocity),
+            _hyper(learning_rate, momentum, l1=l1, l2=l2), n_weights, 0, threads)
 
 
 def gpu_adam_update(params, grads, m, v, step, learning_rate, beta1, beta2, epsilon,
                     l1, l2, n_weights, decoupled, threads=None):
     """GPU twin of :func:`kernels.adam_update` (Adam, or AdamW with ``decoupled``)."""
-    scalars = adam_scalars(float_dtype(params), step, learning_rate, beta1, beta2, epsilon,
-                           l1, l2, decoupled)
-    _launch(_adam, params, threads, grads, m, v, *scalars, int(n_weights))
+    _launch("adamw" if decoupled else "adam", params, (grads, m, v),
+            _hyper(learning_rate, 0.0, beta1, beta2, epsilon, l1, l2), n_weights, step, threads)

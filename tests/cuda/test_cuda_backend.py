@@ -37,9 +37,9 @@ def test_require_cuda_without_numba_cuda_says_what_to_install(monkeypatch):
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     assert cuda_backend.cuda_available() == (
-        False, 'numba-cuda is not installed: pip install "fastann[cuda]"')
-    assert cuda_backend.INSTALL_HINT == 'pip install "fastann[cuda]"'
-    with pytest.raises(RuntimeError, match=r'pip install "fastann\[cuda\]"'):
+        False, 'numba-cuda is not installed: pip install "fastann[cuda13]" (NVIDIA driver '
+               '>= 580) or "fastann[cuda12]" (driver >= 525)')
+    with pytest.raises(RuntimeError, match=r'pip install "fastann\[cuda13\]"'):
         cuda_backend.require_cuda()
 
 
@@ -68,3 +68,84 @@ def test_require_cuda_without_driver_says_so(monkeypatch):
 def test_nvvm_hint_names_the_wheels():
     assert "numba-cuda[cu12]" in cuda_backend.NVVM_HINT
     assert "numba-cuda[cu13]" in cuda_backend.NVVM_HINT
+
+
+def test_install_hint_names_extras_declared_in_pyproject():
+    """The extras the messages recommend exist, and pull numba-cuda's cu12/cu13 toolchains."""
+    import pathlib
+    import tomllib
+    pyproject = pathlib.Path(__file__).resolve().parents[2] / "pyproject.toml"
+    extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    assert extras["cuda12"] == ["numba-cuda[cu12]>=0.30"]
+    assert extras["cuda13"] == ["numba-cuda[cu13]>=0.30"]
+    assert extras["cuda"] == ["numba-cuda>=0.30"]
+    for extra in ("cuda13", "cuda12"):
+        assert f'"fastann[{extra}]"' in cuda_backend.INSTALL_HINT
+
+
+def _with_driver(monkeypatch, missing):
+    """Pretend a driver is present and that the libraries in ``missing`` cannot be loaded.
+
+    Only cuda.pathfinder's loader is replaced: fastann's lookup, message and
+    error paths are the real ones.
+    """
+    pathfinder = pytest.importorskip("cuda.pathfinder")
+    monkeypatch.setenv("NUMBA_ENABLE_CUDASIM", "0")
+    monkeypatch.setattr(cuda_backend, "_driver_present", lambda: True)
+    real_load = pathfinder.load_nvidia_dynamic_lib
+    asked = []
+
+    def load(name):
+        asked.append(name)
+        if name in missing:
+            raise pathfinder.DynamicLibNotFoundError(f'Failure finding "lib{name}.so"')
+        try:
+            return real_load(name)
+        except pathfinder.DynamicLibNotFoundError:  # this machine lacks it: pretend it is there
+            return pathfinder.LoadedDL(f"/fake/lib{name}.so", False, 0, "test")
+
+    monkeypatch.setattr(pathfinder, "load_nvidia_dynamic_lib", load)
+    return asked
+
+
+@pytest.mark.parametrize("missing, named, not_named", [
+    (("nvrtc",), ["NVRTC (libnvrtc) was not found", "pip install nvidia-cuda-nvrtc (CUDA 13)",
+                  "pip install nvidia-cuda-nvrtc-cu12 (CUDA 12)"], ["NVVM (libnvvm)"]),
+    (("nvvm",), ["NVVM (libnvvm) was not found", "pip install nvidia-nvvm (CUDA 13)",
+                 "pip install nvidia-cuda-nvcc-cu12 (CUDA 12)"], ["NVRTC (libnvrtc)"]),
+    (("nvrtc", "nvvm"), ["NVRTC (libnvrtc) and NVVM (libnvvm) were not found",
+                         "pip install nvidia-cuda-nvrtc nvidia-nvvm (CUDA 13)"], []),
+])
+def test_missing_compiler_library_is_named_with_its_install_command(monkeypatch, missing,
+                                                                    named, not_named):
+    asked = _with_driver(monkeypatch, missing)
+    assert cuda_backend.missing_compiler_libraries() == list(missing)
+    ok, reason = cuda_backend.cuda_available()
+    assert not ok
+    assert set(asked) >= {"nvrtc", "nvvm"}
+    for text in named + ['pip install "fastann[cuda13]" (NVIDIA driver >= 580)',
+                         '"fastann[cuda12]" (driver >= 525)', "CUDA_HOME"]:
+        assert text in reason
+    for text in not_named:
+        assert text not in reason
+    with pytest.raises(RuntimeError, match=r"device='cuda' is not available: the CUDA compiler"):
+        cuda_backend.require_cuda()
+    with pytest.raises(RuntimeError, match="not found"):
+        cuda_backend.CudaBackend(*_backend_arguments())
+
+
+def test_compiler_libraries_found_passes_on_to_the_driver_checks(monkeypatch):
+    """With both libraries found the check goes on (to numba.cuda's driver and device)."""
+    _with_driver(monkeypatch, ())
+    assert cuda_backend.missing_compiler_libraries() == []
+    ok, reason = cuda_backend.cuda_available()
+    assert "compiler" not in reason  # whatever the driver check says on this machine
+
+
+def test_compiler_libraries_not_checked_under_the_simulator(monkeypatch):
+    pathfinder = pytest.importorskip("cuda.pathfinder")
+    monkeypatch.setenv("NUMBA_ENABLE_CUDASIM", "1")
+    monkeypatch.setattr(cuda_backend, "missing_compiler_libraries",
+                        lambda: pytest.fail("looked for compiler libraries under the simulator"))
+    cuda_backend.cuda_available()  # may say the simulator or a mismatch; never looks
+    assert pathfinder is not None

@@ -141,8 +141,10 @@ def test_predict_log_proba_matches_cpu(kc, cuda, capacity):
 
 
 def test_launch_count_documented(kc):
-    assert kc.launches_per_step(2) == 7
-    assert kc.launches_per_step(3, micro_batches=2) == 17
+    assert kc.launches_per_step(2) == 5          # softmax fused into the last layer
+    assert kc.launches_per_step(3, micro_batches=2) == 14
+    assert kc.launches_per_step(1) == 4          # no hidden layer: softmax on its own
+    assert kc.launches_per_step(2, n_classes=17, tile=4, per_thread=4) == 6
 
 
 # --------------------------------------------------------------- CudaBackend
@@ -266,14 +268,15 @@ def test_cuda_backend_snapshot_restore_round_trip(cuda):
     np.testing.assert_array_equal(gpu.get_parameters(), saved_params)
 
 
-def test_cuda_backend_load_data_uploads_once_and_release(cuda, monkeypatch):
+def test_cuda_backend_load_data_uploads_once_and_release(kc, cuda, monkeypatch):
     X, y, norm, params, sizes = make_problem((5, 4, 3), 8, seed=23)
     _, gpu = backends(norm, params, sizes, kernels.RELU, kernels.SGD)
     uploads = []
     real_to_device = cuda.to_device
 
     def to_device(array, *args, **kwargs):
-        uploads.append(np.shape(array))
+        if np.shape(array)[1:] != (kc.PLAN_FIELDS,):  # not counting the small per-call plans
+            uploads.append(np.shape(array))
         return real_to_device(array, *args, **kwargs)
 
     monkeypatch.setattr(cuda, "to_device", to_device)
@@ -282,22 +285,28 @@ def test_cuda_backend_load_data_uploads_once_and_release(cuda, monkeypatch):
     uploads.clear()
     gpu.load_data(X, y, 4)  # same arrays, another batch size: buffers only
     gpu.train(shuffled(8, 1), hyper(), 0)
+    buffers, program = gpu._data[5], gpu._program
     gpu.load_data(X, y.astype(np.int64), 4)  # labels encoded anew, same values
     assert uploads == []
+    assert gpu._data[5] is buffers and gpu._program is program  # partial_fit: all kept
     other_y = (y + 1) % 3
     gpu.load_data(X, other_y, 4)  # other labels: only they are uploaded
     assert uploads == [y.shape]
     uploads.clear()
-    gpu.load_data(X.copy(), other_y, 4)  # another X: both uploaded again
+    X2 = X.copy()
+    gpu.load_data(X2, other_y, 4)  # another X: both uploaded again
     assert sorted(uploads) == sorted([X.shape, y.shape])
     uploads.clear()
-    # The training loop alternates a validation set and a sample of the training
-    # rows (a new view every epoch): the validation set stays on the device.
-    X_val = X[::-1].copy()
+    # The training loop alternates the divergence check on a sample of the
+    # training rows (a new view every epoch: read from the device copy of X)
+    # and validation (uploaded once, labels too); other arrays are uploaded
+    # when they are not among the last two.
+    X_val, y_val = X[::-1].copy(), other_y[::-1].copy()
     for epoch in range(3):
+        assert gpu.outputs_finite(X2[:4])
+        gpu.evaluate(X_val, y_val)
         gpu.predict_log_proba(X[:4])
-        gpu.predict_log_proba(X_val)
-    assert uploads == [(4, 5), X_val.shape] + [(4, 5)] * 2
+    assert uploads == [(4,), X_val.shape, y_val.shape, (4, 5), (4, 5), (4, 5)]
 
     params_before = gpu.get_parameters()
     gpu.release()
@@ -320,3 +329,219 @@ def test_backend_class_picks_cuda():
     from fastann.backends import backend_class
     from fastann.backends.cuda import CudaBackend
     assert backend_class("cuda") is CudaBackend
+
+
+# ------------------------------------------------- plan, programs, evaluation
+def test_training_plan_follows_micro_batches_and_adam_factors(kc):
+    """The plan's rows are the CPU's micro-batches; Adam's factors are the CPU's, in float64."""
+    from fastann.kernels.cuda import _launch as L
+    hp = hyper(learning_rate=0.01, l2=0.02)
+    plan, step = kc.training_plan(7, 5, 2, kernels.ADAMW, hp, 3)
+    bounds = kernels.micro_batches(7, 5, 2)
+    assert plan.shape == (len(bounds), kc.PLAN_FIELDS) and plan.dtype == np.float64
+    assert step == 5
+    np.testing.assert_array_equal(plan[:, L.START], bounds[:, 2])
+    np.testing.assert_array_equal(plan[:, L.ROWS], bounds[:, 3] - bounds[:, 2])
+    np.testing.assert_array_equal(plan[:, L.GRAD_SCALE], 1.0 / (bounds[:, 1] - bounds[:, 0]))
+    np.testing.assert_array_equal(plan[:, L.ACCUMULATE], [0, 1, 1, 0])
+    np.testing.assert_array_equal(plan[:, L.UPDATE], [0, 0, 1, 1])
+    for row, t in ((2, 4), (3, 5)):
+        want = kernels.adam_step_factors(t, 0.01, 0.9, 0.999, 1e-8, 0.02, True)
+        assert tuple(plan[row, [L.LR, L.EPS_HAT, L.DECAY]]) == tuple(want)
+    sgd, _ = kc.training_plan(7, 5, 2, kernels.SGD, hp, 0)
+    np.testing.assert_array_equal(sgd[:, L.LR], [0, 0, 0.01, 0.01])
+
+
+def test_training_program_reused_across_calls_and_learning_rates(kc, cuda):
+    """One program (constant launch arguments) for every call, with the learning rate changing
+    per call, gives what a fresh gpu_train_epoch per call gives; the cursor ends past the plan."""
+    X, y, norm, params, sizes = make_problem((6, 5, 3), 9, seed=40)
+    orders = [shuffled(9, 1), shuffled(9, 2)]
+    rates = [0.01, 0.003]
+    fresh = []
+    net = kernels.Network(cuda.to_device(params), sizes, kernels.RELU)
+    state = to_device(cuda, cpu_state(kernels.ADAM, params.size, params.dtype))
+    buffers = gpu_buffers(cuda, sizes, 4, params.dtype, 4)
+    d_X, d_y, d_norm = cuda.to_device(X), cuda.to_device(y), to_device(cuda, norm)
+    step = 0
+    for order, rate in zip(orders, rates):
+        fresh.append(kc.gpu_train_epoch(d_X, d_y, order, d_norm, net, kernels.ADAM,
+                                        hyper(learning_rate=rate), step, 4, state, buffers))
+        step = fresh[-1][2]
+    fresh_params = net.params.copy_to_host()
+
+    net = kernels.Network(cuda.to_device(params), sizes, kernels.RELU)
+    state = to_device(cuda, cpu_state(kernels.ADAM, params.size, params.dtype))
+    d_order = cuda.device_array(9, np.int64)
+    plan = cuda.device_array((3, kc.PLAN_FIELDS), np.float64)  # 3 micro-steps an epoch
+    program = kc.TrainingProgram(d_X, d_y, d_order, d_norm, net, kernels.ADAM,
+                                 hyper(learning_rate=rates[0]), state, buffers, plan=plan)
+    calls = program.calls
+    assert len(calls) == kc.launches_per_step(2)
+    step = 0
+    for order, rate, want in zip(orders, rates, fresh):
+        d_order.copy_to_device(order)
+        got = program.run(9, 4, hyper(learning_rate=rate), step)
+        step = got[2]
+        assert got[1:] == want[1:] and got[0] == pytest.approx(want[0], rel=1e-6)
+        assert program.calls is calls and program.plan is plan  # the same launches
+        assert program.cursor.copy_to_host()[1] == 3  # micro-steps run
+    np.testing.assert_allclose(net.params.copy_to_host(), fresh_params, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="other than the learning rate"):
+        program.run(9, 4, hyper(learning_rate=0.01, l2=0.5), step)
+
+
+def test_graphs_default_comes_from_the_environment(cuda, monkeypatch):
+    from fastann.backends.cuda import GRAPHS_ENV, CudaBackend
+    _, _, norm, params, sizes = make_problem((3, 2), 1, seed=46)
+    args = (sizes, kernels.RELU, kernels.SGD, norm, params)
+    monkeypatch.delenv(GRAPHS_ENV, raising=False)
+    assert CudaBackend(*args).graphs is False
+    monkeypatch.setenv(GRAPHS_ENV, "1")
+    assert CudaBackend(*args).graphs is True
+    assert CudaBackend(*args, graphs=False).graphs is False
+    monkeypatch.setenv(GRAPHS_ENV, "0")
+    assert CudaBackend(*args).graphs is False
+
+
+def test_graphs_option_is_ignored_under_the_simulator(kc, cuda):
+    """graphs=True captures on hardware only; here it runs the same eager launches."""
+    X, y, norm, params, sizes = make_problem((5, 3), 6, seed=41)
+    args = (X, y, [shuffled(6, 3)], norm, params, sizes, kernels.IDENTITY, kernels.SGD,
+            hyper(), 3, 3)
+    from fastann.backends.cuda import CudaBackend
+    backend = CudaBackend(sizes, kernels.IDENTITY, kernels.SGD, norm, params.copy(),
+                          graphs=True)
+    backend.load_data(X, y, 3)
+    got = backend.train(args[2][0], hyper(), 0)
+    assert backend._program.graphs is (not kc.SIMULATOR)
+    cpu = cpu_epochs(*args)
+    assert got[1:] == cpu[0][0][1:]
+    np.testing.assert_allclose(backend.get_parameters(), cpu[1], **PARAM_TOL)
+
+
+def test_cuda_backend_evaluate_matches_cpu_backend(cuda):
+    """Validation on the device: mean loss and accuracy as the CPU computes them."""
+    X, y, norm, params, sizes = make_problem((6, 5, 4), 11, seed=42)
+    X_val, y_val = X[::-1].copy(), ((y + 1) % 4)[::-1].copy()
+    y_val[:3] = np.argmax(CpuBackend(sizes, kernels.TANH, kernels.SGD, norm, params.copy())
+                          .predict_log_proba(X_val[:3]), axis=1)  # some correct rows
+    for capacity in (None, 4):  # one chunk, or three
+        cpu, gpu = backends(norm, params.copy(), sizes, kernels.TANH, kernels.SGD,
+                            capacity=capacity)
+        want, got = cpu.evaluate(X_val, y_val), gpu.evaluate(X_val, y_val)
+        assert got[0] == pytest.approx(want[0], rel=1e-5)
+        assert got[1] == want[1] and want[1] >= 3 / 11
+        assert gpu.outputs_finite(X_val) and cpu.outputs_finite(X_val)
+
+
+def test_cuda_backend_finite_checks_stay_on_the_device(cuda, monkeypatch):
+    """Non-finite parameters and overflowing outputs are found without copying parameters
+    or log-probabilities to the host."""
+    X, y, norm, params, sizes = make_problem((4, 3, 3), 6, seed=43)
+    cpu, gpu = backends(norm, params.copy(), sizes, kernels.RELU, kernels.SGD)
+    gpu.load_data(X, y, 3)
+    huge = params.copy()
+    huge[:] = 3e38  # finite float32 weights whose outputs overflow
+    gpu.set_parameters(huge)
+    cpu.set_parameters(huge)
+
+    def no_host_copy(*args, **kwargs):
+        raise AssertionError("copied to the host")
+
+    monkeypatch.setattr(type(gpu), "get_parameters", no_host_copy)
+    monkeypatch.setattr(type(gpu), "predict_log_proba", no_host_copy)
+    assert gpu.parameters_finite() and cpu.parameters_finite()
+    assert not cpu.outputs_finite(X[:4])
+    assert not gpu.outputs_finite(X[:4])
+    monkeypatch.undo()
+    bad = params.copy()
+    bad[2] = np.inf
+    gpu.set_parameters(bad)
+    assert not gpu.parameters_finite()
+    gpu.set_parameters(params)
+    assert gpu.parameters_finite() and gpu.outputs_finite(X[:4])
+
+
+def test_graph_replay_logic_with_a_recording_graph_builder(kc, cuda, monkeypatch):
+    """The control flow of graphs=True, with cuda.core's graph builder replaced by one that
+    records the launches and replays them eagerly (the real capture needs a GPU): the first
+    micro-step runs eagerly, a graph is captured once per micro-step count and replayed."""
+    import importlib
+    core = importlib.import_module("cuda.core")  # cuda-core, a numba-cuda dependency
+    from fastann.kernels.cuda import epoch
+    captured = []
+
+    class Graph:
+        def __init__(self, calls):
+            self.calls = calls
+
+        def launch(self, stream):
+            epoch._run(self.calls)
+
+    class Builder:
+        def begin_building(self):
+            self.calls = []
+
+        def end_building(self):
+            captured.append(len(self.calls))
+            return type("Done", (), {"complete": lambda _: Graph(self.calls)})()
+
+    class Device:
+        def set_current(self):
+            pass
+
+        def create_stream(self):
+            return type("Stream", (), {"sync": lambda _: None})()
+
+        def create_graph_builder(self):
+            return Builder()
+
+    real_run = epoch._run
+
+    def run(calls, stream=None):
+        if isinstance(stream, Builder):
+            stream.calls.extend(calls)
+        else:
+            real_run(calls, stream)
+
+    monkeypatch.setattr(core, "Device", Device)
+    monkeypatch.setattr(epoch, "_run", run)
+    X, y, norm, params, sizes = make_problem((6, 5, 3), 10, seed=45)
+    orders = [shuffled(10, s) for s in (1, 2, 3)]
+    hp = hyper(learning_rate=0.01)
+    args = (X, y, orders, norm, params, sizes, kernels.RELU, kernels.ADAM, hp, 4, 4)
+    cpu = cpu_epochs(*args)
+    net = kernels.Network(cuda.to_device(params), sizes, kernels.RELU)
+    state = to_device(cuda, cpu_state(kernels.ADAM, params.size, params.dtype))
+    d_order = cuda.device_array(10, np.int64)
+    program = kc.TrainingProgram(cuda.to_device(X), cuda.to_device(y), d_order,
+                                 to_device(cuda, norm), net, kernels.ADAM, hp, state,
+                                 gpu_buffers(cuda, sizes, 4, params.dtype, 4),
+                                 plan=cuda.device_array((3, kc.PLAN_FIELDS), np.float64))
+    program.graphs = True  # what graphs=True sets on a GPU
+    results, step = [], 0
+    for order in orders:
+        d_order.copy_to_device(order)
+        results.append(program.run(10, 4, hp, step))
+        step = results[-1][2]
+    n_launches = kc.launches_per_step(2)
+    assert captured == [2 * n_launches, 3 * n_launches]  # 1 eager + 2, then 3; then a replay
+    assert_same_training(cpu, (results, net.params.copy_to_host(), to_host(state)))
+
+
+def test_prepared_launch_falls_back_to_the_dispatcher():
+    """prepared=True (GPU only) keeps launching through numba-cuda's dispatcher when the
+    arguments cannot be prepared (another numba-cuda, or the simulator's kernels)."""
+    from fastann.kernels.cuda import epoch
+    launched = []
+
+    class Kernel:  # what numba-cuda's dispatcher looks like from the outside
+        def __getitem__(self, config):
+            return lambda *args: launched.append((config, args))
+
+    launch = epoch._PreparedLaunch(Kernel(), 3, 32, ("a", 1))
+    for _ in range(3):
+        launch()
+    assert launched == [((3, 32), ("a", 1))] * 3
+    assert launch._ready is False

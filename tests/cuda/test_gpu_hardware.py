@@ -98,3 +98,67 @@ def test_micro_batched_gradient_descent_float64_matches_cpu(mnist_subset):
     np.testing.assert_allclose(r["gpu_losses"], r["cpu_losses"], rtol=1e-10)
     np.testing.assert_allclose(r["gpu_params"], r["cpu_params"], rtol=1e-9, atol=1e-12)
     assert r["gpu_accuracy"] == r["cpu_accuracy"]
+
+
+def test_second_process_loads_cuda_kernels_from_the_cache(tmp_path):
+    """``cache=True``: a second process trains without compiling any CUDA kernel."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    code = textwrap.dedent("""
+        import numpy as np
+        from fastann import MLPClassifier
+        from ptx_check import kernels_to_check
+        X = np.random.default_rng(0).integers(0, 255, (256, 20)).astype(np.uint8)
+        y = np.arange(256) % 3
+        MLPClassifier(hidden_layer_sizes=(8,), epochs=1, random_state=0, device="cuda",
+                      validation_fraction=0.1).fit(X, y).predict_proba(X)
+        kernels = {id(k): k for _, k, _ in kernels_to_check()}.values()
+        print(sum(sum(k._cache_hits.values()) for k in kernels),
+              sum(sum(k._cache_misses.values()) for k in kernels))
+    """)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path),
+               PYTHONPATH=str(pathlib.Path(__file__).resolve().parent))
+
+    def run():
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                env=env, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return [int(v) for v in result.stdout.split()[-2:]]
+
+    hits, misses = run()
+    assert misses >= 5
+    hits, misses = run()
+    assert misses == 0 and hits >= 5
+
+
+@pytest.mark.parametrize("mode", ["graphs", "prepared"])
+@pytest.mark.parametrize("per_thread", [1, 2])
+def test_cuda_graphs_match_eager_launches(mnist_subset, per_thread, mode):
+    """graphs=True and prepared=True (off by default until this passes on hardware) train
+    exactly as the dispatcher's eager launches, across epochs whose chunks have different
+    numbers of micro-steps."""
+    from fastann.backends.cuda import CudaBackend
+    X, y, _, _ = mnist_subset
+    sizes = np.array([784, 64, 10], np.int64)
+    params0 = init_params(sizes, np.random.default_rng(0), np.float32)
+    norm = kernels.Normalization(np.full(784, 1 / 255, np.float32), np.zeros(784, np.float32))
+    hp = hyper(learning_rate=1e-3, l1=0.0, l2=1e-4)
+    runs = []
+    for on in (False, True):
+        backend = CudaBackend(sizes, kernels.RELU, kernels.ADAM, norm, params0.copy(),
+                              graphs=on and mode == "graphs",
+                              prepared=on and mode == "prepared", per_thread=per_thread)
+        backend.load_data(X, y, 32)
+        results, step = [], 0
+        for epoch in range(3):
+            order = shuffled(X.shape[0], 50 + epoch)
+            for lo, hi in ((0, 640), (640, 1280), (1280, X.shape[0])):  # chunks, as in training
+                loss, correct, step = backend.train(order[lo:hi], hp, step)
+                results.append((loss, correct, step))
+        runs.append((results, backend.get_parameters()))
+    (eager, eager_params), (graphed, graphed_params) = runs
+    assert [r[1:] for r in graphed] == [r[1:] for r in eager]
+    np.testing.assert_allclose([r[0] for r in graphed], [r[0] for r in eager], rtol=1e-6)
+    np.testing.assert_allclose(graphed_params, eager_params, rtol=1e-6, atol=1e-7)

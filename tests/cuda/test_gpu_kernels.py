@@ -267,3 +267,65 @@ def test_gather_rows(kc, cuda):
     kc.gpu_gather_rows(cuda.to_device(X), 2, 5, cuda.to_device(scale), cuda.to_device(shift),
                        out)
     np.testing.assert_allclose(out.copy_to_host(), X[2:5] * scale + shift, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_evaluate_matches_cpu_log_proba(kc, cuda, dtype):
+    """gpu_evaluate's loss sum, correct count and non-finite rows against the CPU's log-probabilities."""
+    from _gpu_setup import cpu_log_proba, make_problem
+    X, y, norm, params, sizes = make_problem((5, 4, 3), 9, dtype=dtype, seed=44)
+    capacity = 4
+    log_proba = cpu_log_proba(X, norm, params, sizes, kernels.SIGMOID, capacity)
+    buffers = kernels.PredictionBuffers(
+        cuda.device_array((capacity, 5), dtype),
+        cuda.device_array(kernels.activation_buffer_length(sizes, capacity), dtype))
+    net = kernels.Network(cuda.to_device(params), sizes, kernels.SIGMOID)
+    loss, correct, bad = kc.gpu_evaluate(cuda.to_device(X), cuda.to_device(y),
+                                         to_device(cuda, norm), net, buffers)
+    assert loss == pytest.approx(-log_proba[np.arange(9), y].sum(), rel=RTOL[dtype])
+    assert correct == int((log_proba.argmax(axis=1) == y).sum())
+    assert bad == 0
+    params = params.copy()
+    params[0] = np.nan  # the first input's weight to the first hidden unit: every row
+    net = kernels.Network(cuda.to_device(params), sizes, kernels.SIGMOID)
+    _, _, bad = kc.gpu_evaluate(cuda.to_device(X), cuda.to_device(y), to_device(cuda, norm),
+                                net, buffers)
+    assert bad == 9
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, None])
+def test_all_finite(kc, cuda, value):
+    a = np.linspace(-1, 1, 70).astype(np.float32)
+    if value is not None:
+        a[53] = value
+    assert kc.gpu_all_finite(cuda.to_device(a)) is (value is None)
+    assert kc.gpu_all_finite(cuda.to_device(a[:0]))
+
+
+@pytest.mark.parametrize("tile,per_thread", [(2, 1), (2, 3), (3, 2), (1, 5)])
+def test_dense_register_blocking_gives_the_same_layer(kc, cuda, tile, per_thread):
+    """Any (tile, per_thread): forward, backward with live rows and accumulation, vs the CPU."""
+    rng = np.random.default_rng(tile * 10 + per_thread)
+    capacity, n, d_in, d_out = 9, 7, 11, 6
+    X = act_outputs(rng, (capacity, d_in), "tanh", np.float32)
+    W, b, dZ = rand(rng, (d_in, d_out)), rand(rng, d_out), rand(rng, (capacity, d_out))
+    shape = dict(tile=tile, per_thread=per_thread)
+    expected = np.empty((n, d_out), np.float32)
+    kernels.dense_forward(X[:n], W, b, kernels.TANH, expected)
+    out = cuda.to_device(np.full((capacity, d_out), 7.0, np.float32))
+    d_X, d_W = cuda.to_device(X), cuda.to_device(W)
+    kc.gpu_dense_forward(d_X, d_W, cuda.to_device(b), kernels.TANH, out, n_rows=n, **shape)
+    got = out.copy_to_host()
+    np.testing.assert_allclose(got[:n], expected, rtol=2e-5, atol=2e-5)
+    assert np.all(got[n:] == 7.0)
+    dW, db, dX = np.empty_like(W), np.empty(d_out, np.float32), np.empty((n, d_in), np.float32)
+    kernels.dense_backward(X[:n], W, dZ[:n], dW, db, dX, kernels.TANH)
+    d_dW, d_db = cuda.to_device(np.ones_like(W)), cuda.to_device(np.ones(d_out, np.float32))
+    d_dX = cuda.to_device(np.full((capacity, d_in), 3.0, np.float32))
+    kc.gpu_dense_backward(d_X, d_W, cuda.to_device(dZ), d_dW, d_db, d_dX, kernels.TANH,
+                          n_rows=n, accumulate=True, **shape)
+    np.testing.assert_allclose(d_dW.copy_to_host(), dW + 1, rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(d_db.copy_to_host(), db + 1, rtol=1e-6, atol=1e-6)
+    got = d_dX.copy_to_host()
+    np.testing.assert_allclose(got[:n], dX, rtol=2e-5, atol=2e-5)
+    assert np.all(got[n:] == 3.0)

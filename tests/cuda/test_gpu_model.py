@@ -1,8 +1,12 @@
 """MLPClassifier(device="cuda") end to end, against the CPU backend."""
+import os
+
 import numpy as np
 import pytest
 
 from fastann import MLPClassifier
+
+SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
 
 
 def _data(n=48, d=12, k=3, seed=0):
@@ -77,3 +81,28 @@ def test_unknown_device_lists_choices():
     with pytest.raises(ValueError, match="'device' parameter") as info:
         MLPClassifier(device="tpu").fit(X, y)
     assert "'cpu'" in str(info.value) and "'cuda'" in str(info.value)
+
+
+@pytest.mark.cudasim
+@pytest.mark.slow
+def test_model_fit_in_the_simulator_takes_under_two_minutes():
+    """Issue 11's model-level check: 256x64 uint8, one hidden layer of 16, batch 32, 2 epochs,
+    then predict_proba, through the simulator in < 2 minutes (over 15 before launches were
+    sized by the work, see kernels/cuda/_launch.py), and the same numbers as the CPU."""
+    import time
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (256, 64), dtype=np.uint8)
+    y = rng.integers(0, 10, 256)
+    params = dict(hidden_layer_sizes=(16,), batch_size=32, epochs=2, random_state=0)
+    start = time.perf_counter()
+    gpu = MLPClassifier(device="cuda", **params).fit(X, y)
+    proba = gpu.predict_proba(X)
+    seconds = time.perf_counter() - start
+    if SIMULATOR:
+        assert seconds < 120, f"{seconds:.0f} s"
+    cpu = MLPClassifier(**params).fit(X, y)
+    assert gpu.t_ == cpu.t_ == 16
+    for a, b in zip(cpu.history_, gpu.history_):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
+    np.testing.assert_allclose(proba, cpu.predict_proba(X), rtol=1e-3, atol=1e-5)
+    print(f"\nsimulator fit + predict_proba: {seconds:.1f} s")
