@@ -14,6 +14,7 @@ from .activations import (IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH,
 from .batching import gather_batch, shuffle_inplace
 from .dense import column_sums, dense_backward, dense_forward
 from .epoch import apply_update, micro_batches, predict_log_proba, train_epoch
+from .fused import batch_columns, compressed_rows, train_epoch_parallel
 from .sparse import gather_sparse_batch, sparse_dense_backward, sparse_dense_forward
 from .loss import log_softmax_inplace, softmax_cross_entropy
 from .network import (activation_offsets, backward_network, forward_network,
@@ -21,8 +22,9 @@ from .network import (activation_offsets, backward_network, forward_network,
 from .optimizers import (ADAM, ADAMW, MOMENTUM, NESTEROV, SGD, adam_step_factors,
                          adam_update, momentum_update, nesterov_update, sgd_update)
 from .structs import (Hyperparameters, Network, Normalization, OptimizerState,
-                      PredictionBuffers, TrainingBuffers, activation_buffer_length,
-                      hyperparameters, optimizer_state_sizes, training_buffer_shapes)
+                      ParallelBuffers, PredictionBuffers, TrainingBuffers,
+                      activation_buffer_length, hyperparameters, optimizer_state_sizes,
+                      parallel_buffer_shapes, training_buffer_shapes)
 
 ACTIVATIONS = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH,
                "relu": RELU, "leaky_relu": LEAKY_RELU}
