@@ -15,7 +15,19 @@ is two parallel regions of Numba's own thread pool and nothing else:
    sparse first layer over the batch transposed to compressed columns, so only
    nonzero inputs are visited), then at once the optimizer update of that
    parameter row (:func:`fastann.kernels.optimizers.update_range`) while it is
-   still in L1 cache.
+   still in L1 cache. Later layers are small: one task each, computed
+   transposed so that every inner loop runs over a contiguous row.
+
+With a sparse first layer the dataset's nonzeros are compressed once per fit
+(:func:`compressed_rows`); each step transposes the mini-batch's nonzeros to
+compressed columns in parallel, in a fixed number of row chunks
+(:data:`~fastann.kernels.structs.ROW_CHUNKS`).
+
+Only the innermost loops (scaled row additions, dot products) are compiled
+with fast-math flags, each as a function of its own: Numba compiles a callee
+with its caller's fast-math flags when the callee sets none, so a fast-math
+caller of the shared kernels (softmax cross-entropy, activations) would
+change their arithmetic for every other caller in the process.
 
 Every sum runs in a fixed order that does not depend on the number of
 threads, so the result is the same with 1 or 16 threads. The first layer's
@@ -69,52 +81,14 @@ def compressed_rows(X):
     return row_ptr, index, value
 
 
-@njit(cache=True, error_model="numpy")
-def batch_columns(data_ptr, data_index, data_value, order, start, n_rows, scale, n_cols,
-                  col_ptr, col_rows, col_values):
-    """The mini-batch's nonzeros by column (compressed sparse columns), scaled.
-
-    Rows ``order[start:start + n_rows]`` of the dataset's CSR become batch rows
-    ``0 .. n_rows - 1``; within each column, rows ascend. Counting sort,
-    ``O(nnz + n_cols)``.
-
-    Parameters
-    ----------
-    data_ptr, data_index, data_value : the dataset's CSR (:func:`compressed_rows`)
-    order : ndarray, int64
-    start, n_rows : int
-    scale : ndarray, shape (n_cols,), float
-    n_cols : int
-    col_ptr : ndarray, shape (n_cols + 1,), int64, written
-    col_rows : ndarray, int32, written (batch row of each entry)
-    col_values : ndarray, float, written (``value * scale[column]``)
-    """
-    col_ptr[:] = 0
-    for r in range(n_rows):
-        g = order[start + r]
-        for p in range(data_ptr[g], data_ptr[g + 1]):
-            col_ptr[data_index[p] + 1] += 1
-    for j in range(n_cols):
-        col_ptr[j + 1] += col_ptr[j]
-    fill = col_ptr[:n_cols].copy()
-    for r in range(n_rows):
-        g = order[start + r]
-        for p in range(data_ptr[g], data_ptr[g + 1]):
-            j = data_index[p]
-            q = fill[j]
-            col_rows[q] = r
-            col_values[q] = data_value[p] * scale[j]
-            fill[j] = q + 1
-
-
-@njit(cache=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+@njit(cache=True, error_model="numpy", fastmath=FASTMATH)
 def _add_scaled_row(out, v, W, j):
     """``out += v * W[j, :]``."""
     for k in range(out.size):
         out[k] += v * W[j, k]
 
 
-@njit(cache=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+@njit(cache=True, error_model="numpy", fastmath=FASTMATH)
 def _add_scaled_rows4(out, v0, j0, v1, j1, v2, j2, v3, j3, W):
     """``out += v0 W[j0] + v1 W[j1] + v2 W[j2] + v3 W[j3]``: one pass over ``out``
     for four rows, so ``out`` is loaded and stored a quarter as often."""
@@ -122,7 +96,7 @@ def _add_scaled_rows4(out, v0, j0, v1, j1, v2, j2, v3, j3, W):
         out[k] += (v0 * W[j0, k] + v1 * W[j1, k]) + (v2 * W[j2, k] + v3 * W[j3, k])
 
 
-@njit(cache=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+@njit(cache=True, error_model="numpy", fastmath=FASTMATH)
 def _dot_row(W, j, x):
     """``W[j, :] @ x``."""
     total = x.dtype.type(0.0)
@@ -131,7 +105,7 @@ def _dot_row(W, j, x):
     return total
 
 
-@njit(cache=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+@njit(cache=True, error_model="numpy")
 def _first_layer_sparse(out, W, index, value, lo, hi, scale):
     """``out += sum_p value[p] * scale[index[p]] * W[index[p], :]`` over ``p in [lo, hi)``."""
     p = lo
@@ -146,7 +120,7 @@ def _first_layer_sparse(out, W, index, value, lo, hi, scale):
         p += 1
 
 
-@njit(cache=True, error_model="numpy", fastmath=FASTMATH)
+@njit(cache=True, error_model="numpy")
 def _row_forward_backward(r, g, X, csr, normalization, inputs, sparse_input, net, offsets,
                           wt, t_off, acts, deltas, labels, grad_scale):
     """Forward, loss and back-propagation of batch row ``r`` = dataset row ``g`` (region 1).
@@ -202,7 +176,7 @@ def _row_forward_backward(r, g, X, csr, normalization, inputs, sparse_input, net
     return loss, correct
 
 
-@njit(cache=True, error_model="numpy", fastmath=FASTMATH)
+@njit(cache=True, error_model="numpy")
 def _parameter_row(task, n_rows, inputs, sparse_input, col_ptr, col_rows, col_values, net,
                    offsets, t_off, wt_grads, acts, deltas, grads):
     """Gradient of one block of parameters (region 2); returns its ``(lo, hi, is_weight)``.
@@ -289,6 +263,7 @@ def train_epoch_parallel(X, y, csr, order, normalization, net, optimizer, hyper,
     inputs, labels, acts, deltas = buffers.inputs, buffers.labels, buffers.acts, buffers.deltas
     row_loss, row_correct, grads = buffers.row_loss, buffers.row_correct, buffers.grads
     col_ptr, col_rows, col_values = buffers.col_ptr, buffers.col_rows, buffers.col_values
+    chunk_counts = buffers.chunk_counts
     capacity = labels.shape[0]
     w_off, b_off = parameter_offsets(layer_sizes)
     offsets = (w_off, b_off, activation_offsets(layer_sizes, capacity))
@@ -301,12 +276,11 @@ def train_epoch_parallel(X, y, csr, order, normalization, net, optimizer, hyper,
     n = order.size
     loss_sum = 0.0
     n_correct = 0
+    n_chunks = chunk_counts.shape[0]
     for start in range(0, n, batch_size):
         n_rows = min(start + batch_size, n) - start
         grad_scale = 1.0 / n_rows
-        if sparse_input:
-            batch_columns(csr[0], csr[1], csr[2], order, start, n_rows, scale, layer_sizes[0],
-                          col_ptr, col_rows, col_values)
+        per_chunk = (n_rows + n_chunks - 1) // n_chunks
         for r in range(n_rows):
             labels[r] = y[order[start + r]]
         for l in range(1, n_layers):
@@ -315,12 +289,43 @@ def train_epoch_parallel(X, y, csr, order, normalization, net, optimizer, hyper,
             for j in range(layer_sizes[l]):
                 for k in range(layer_sizes[l + 1]):
                     Wt[k, j] = W[j, k]
-        for r in prange(n_rows):
-            loss, correct = _row_forward_backward(r, order[start + r], X, csr, normalization,
-                                                  inputs, sparse_input, net, offsets, wt, t_off,
-                                                  acts, deltas, labels, grad_scale)
-            row_loss[r] = loss
-            row_correct[r] = correct
+        # Region 1: rows, in a fixed number of chunks (so the column order
+        # below does not depend on the thread count); each chunk also counts
+        # its nonzeros per input column.
+        for c in prange(n_chunks):
+            counts = chunk_counts[c]
+            counts[:] = 0
+            for r in range(c * per_chunk, min((c + 1) * per_chunk, n_rows)):
+                g = order[start + r]
+                loss, correct = _row_forward_backward(r, g, X, csr, normalization, inputs,
+                                                      sparse_input, net, offsets, wt, t_off,
+                                                      acts, deltas, labels, grad_scale)
+                row_loss[r] = loss
+                row_correct[r] = correct
+                if sparse_input:
+                    for p in range(csr[0][g], csr[0][g + 1]):
+                        counts[csr[1][p]] += 1
+        if sparse_input:
+            # Where each chunk's entries of each column go (columns in order,
+            # chunks in order within a column), then fill them in parallel.
+            offset = 0
+            for j in range(layer_sizes[0]):
+                col_ptr[j] = offset
+                for c in range(n_chunks):
+                    here = chunk_counts[c, j]
+                    chunk_counts[c, j] = offset
+                    offset += here
+            col_ptr[layer_sizes[0]] = offset
+            for c in prange(n_chunks):
+                fill = chunk_counts[c]
+                for r in range(c * per_chunk, min((c + 1) * per_chunk, n_rows)):
+                    g = order[start + r]
+                    for p in range(csr[0][g], csr[0][g + 1]):
+                        j = csr[1][p]
+                        q = fill[j]
+                        col_rows[q] = r
+                        col_values[q] = csr[2][p] * scale[j]
+                        fill[j] = q + 1
         for r in range(n_rows):
             loss_sum += row_loss[r]
             n_correct += row_correct[r]

@@ -40,7 +40,12 @@ TrainingBuffers = namedtuple("TrainingBuffers",
 #: (shapes in :func:`parallel_buffer_shapes`).
 ParallelBuffers = namedtuple("ParallelBuffers",
                              ["inputs", "labels", "acts", "deltas", "row_loss", "row_correct",
-                              "grads", "wt", "wt_grads", "col_ptr", "col_rows", "col_values"])
+                              "grads", "wt", "wt_grads", "col_ptr", "col_rows", "col_values",
+                              "chunk_counts"])
+
+#: Rows of a mini-batch are processed in this many chunks by
+#: :func:`fastann.kernels.fused.train_epoch_parallel`, whatever the thread count.
+ROW_CHUNKS = 16
 
 #: Work buffers of batched inference.
 PredictionBuffers = namedtuple("PredictionBuffers", ["inputs", "acts"])
@@ -145,4 +150,5 @@ def parallel_buffer_shapes(layer_sizes, capacity, sparse_input):
         "col_ptr": ((sizes[0] + 1 if sparse_input else 1,), "int64"),
         "col_rows": ((nnz,), "int32"),
         "col_values": ((nnz,), "float"),
+        "chunk_counts": ((ROW_CHUNKS, sizes[0] if sparse_input else 1), "int64"),
     }
