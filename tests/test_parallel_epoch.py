@@ -89,7 +89,7 @@ import sys, numpy as np, numba
 from fastann import MLPClassifier
 from fastann.datasets import load_dataset
 X, y = load_dataset(sys.argv[1], "train")
-m = MLPClassifier(hidden_layer_sizes=(32,), epochs=2, batch_size=64, random_state=0,
+m = MLPClassifier(hidden_layer_sizes=(32,), epochs=2, batch_size=64, random_state=0, cpu_kernel="parallel",
                   n_threads=int(sys.argv[2])).fit(X[:800], y[:800])
 print(m.history_[-1]["train_loss"], float(np.abs(np.concatenate([c.ravel() for c in m.coefs_])).sum()))
 """
@@ -106,11 +106,14 @@ def test_model_uses_the_parallel_epoch_for_sparse_input_and_small_later_layers(m
     X, _ = mnist_subset
     norm = kernels.Normalization(np.full(784, 1 / 255, np.float32), np.zeros(784, np.float32))
     n = kernels.parameter_offsets(np.array([784, 128, 10]))[1][-1]
-    small = CpuBackend([784, 128, 10], kernels.RELU, kernels.ADAM, norm, np.zeros(n, np.float32))
+    small = CpuBackend([784, 128, 10], kernels.RELU, kernels.ADAM, norm, np.zeros(n, np.float32),
+                       kernel="parallel")
+    assert not CpuBackend([784, 128, 10], kernels.RELU, kernels.ADAM, norm,
+                          np.zeros(n, np.float32)).uses_parallel_epoch(128)
     assert small.uses_parallel_epoch(128) and small.input_is_sparse(X)
     assert not small.uses_parallel_epoch(5000)          # micro-batches: BLAS epoch
     n = kernels.parameter_offsets(np.array([784, 1024, 1024, 10]))[1][-1]
-    wide = CpuBackend([784, 1024, 1024, 10], kernels.RELU, kernels.ADAM, norm,
+    wide = CpuBackend([784, 1024, 1024, 10], kernels.RELU, kernels.ADAM, norm, kernel="parallel",
                       np.zeros(n, np.float32))
     assert not wide.uses_parallel_epoch(256)
 
@@ -118,6 +121,7 @@ def test_model_uses_the_parallel_epoch_for_sparse_input_and_small_later_layers(m
 def test_s_still_learns_mnist(mnist_subset):
     X, y = mnist_subset
     X_test, y_test = load_dataset(DATA, "test")
-    model = MLPClassifier(hidden_layer_sizes=(128,), epochs=5, batch_size=64, random_state=0)
+    model = MLPClassifier(hidden_layer_sizes=(128,), epochs=5, batch_size=64, random_state=0,
+                          cpu_kernel="parallel")
     model.fit(X, y)
     assert model.score(X_test, y_test) > 0.85

@@ -51,18 +51,14 @@ for name, params in configs.items():
 print(json.dumps(out))
 """
 
-# Recorded on x86-64 with scipy 1.17.1's OpenBLAS (Haswell kernels), before the redesign;
-# the four runs with sparse input and small later layers re-recorded when they
-# moved to the parallel BLAS-free epoch (fastann.kernels.fused), whose sums run
-# in another order (it matches the BLAS epoch to 1e-6 in float64, see
-# tests/test_parallel_epoch.py). The three other runs keep the old hashes.
+# Recorded on x86-64 with scipy 1.17.1's OpenBLAS (Haswell kernels), before the redesign.
 PINNED = {
-    "adam_relu_sparse_1thread": "7f173c44db8308ce",
+    "adam_relu_sparse_1thread": "a0dbb710a96c48c8",
     "adam_relu_dense_2threads": "844f37607714a2b7",
-    "momentum_sigmoid_penalties_step": "9f0871b8bf33938c",
+    "momentum_sigmoid_penalties_step": "daf61353c63bf5a0",
     "gd_float64_microbatches": "b51b22e5b88c1b1f",
-    "nesterov_tanh": "1086d6773cbf677d",
-    "adamw_early_stopping": "4752ce72d19e661f",
+    "nesterov_tanh": "7c6dd86fb9cff543",
+    "adamw_early_stopping": "bc707969b6e7efc2",
     "softmax_regression_sgd": "2e3ebceb8ed2a8b5",
 }
 

@@ -50,16 +50,21 @@ class CpuBackend:
         ``velocity``, ``m``, ``v`` to continue from (zeros otherwise).
     n_threads : int or None
         BLAS threads while training and predicting (None: all cores).
+    kernel : {"blas", "parallel"}, default="blas"
+        The epoch kernel for sparse input with small later layers:
+        ``"parallel"`` takes :func:`fastann.kernels.train_epoch_parallel`
+        (see :meth:`uses_parallel_epoch`); other networks always use the BLAS epoch.
     """
 
     def __init__(self, layer_sizes, activation, optimizer, normalization, params,
-                 optimizer_state=None, n_threads=None):
+                 optimizer_state=None, n_threads=None, kernel="blas"):
         self.layer_sizes = np.asarray(layer_sizes, np.int64)
         self.activation = int(activation)
         self.optimizer = int(optimizer)
         self.normalization = normalization
         self.params = params
         self.n_threads = n_threads
+        self.kernel = kernel
         sizes = kernels.optimizer_state_sizes(self.optimizer, params.size)
         self.state = kernels.OptimizerState(**{name: np.zeros(size, params.dtype)
                                                for name, size in sizes.items()})
@@ -96,11 +101,12 @@ class CpuBackend:
     def uses_parallel_epoch(self, batch_size):
         """Whether sparse input trains with :func:`fastann.kernels.train_epoch_parallel`.
 
-        When a batch fits the buffers (no micro-batches) and every layer after
-        the first has at most ``SMALL_LAYER_WEIGHTS`` weights.
+        With ``kernel="parallel"``, when a batch fits the buffers (no
+        micro-batches) and every layer after the first has at most
+        ``SMALL_LAYER_WEIGHTS`` weights.
         """
         sizes = [int(s) for s in self.layer_sizes]
-        return (batch_size <= MAX_BUFFER_ROWS
+        return (self.kernel == "parallel" and batch_size <= MAX_BUFFER_ROWS
                 and all(a * b <= SMALL_LAYER_WEIGHTS for a, b in zip(sizes[1:-1], sizes[2:])))
 
     def input_is_sparse(self, X):
