@@ -18,6 +18,7 @@ from .dense import column_sums, dense_backward, dense_forward
 from .epoch import apply_update, micro_batches, predict_log_proba, train_epoch
 from .epoch_options import train_epoch_with_options
 from .dropout import dropout_mask
+from .fused import compressed_rows, train_epoch_parallel
 from .sparse import gather_sparse_batch, sparse_dense_backward, sparse_dense_forward
 from .loss import log_softmax_inplace, softmax_cross_entropy
 from .network import (activation_offsets, backward_network, forward_network,
@@ -25,14 +26,34 @@ from .network import (activation_offsets, backward_network, forward_network,
 from .optimizers import (ADAM, ADAMW, MOMENTUM, NESTEROV, SGD, adam_step_factors,
                          adam_update, momentum_update, nesterov_update, sgd_update)
 from .structs import (Augmentation, Dropout, EpochOptions, Hyperparameters, Network,
-                      Normalization, OptimizerState, PredictionBuffers, SampleWeights,
+                      Normalization, OptimizerState, ParallelBuffers, PredictionBuffers, SampleWeights,
                       TrainingBuffers, activation_buffer_length, epoch_options,
-                      hyperparameters, optimizer_state_sizes, training_buffer_shapes)
+                      hyperparameters, optimizer_state_sizes, parallel_buffer_shapes,
+                      training_buffer_shapes)
 
 ACTIVATIONS = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH,
                "relu": RELU, "leaky_relu": LEAKY_RELU}
 OPTIMIZERS = {"sgd": SGD, "momentum": MOMENTUM, "nesterov": NESTEROV,
               "adam": ADAM, "adamw": ADAMW}
+
+
+def _yield_idle_cores():
+    """Let Numba's OpenMP workers sleep soon after a parallel region instead of spinning.
+
+    GNU OpenMP spins about 300,000 times (milliseconds) before sleeping, which
+    is fast on an idle machine and disastrous on a shared one: on 2 busy cores a
+    2-thread epoch of workload S took 12.3 s spinning and 0.46 s with
+    ``OMP_WAIT_POLICY=PASSIVE`` (one run, same load). 10,000 spins
+    keeps wake-ups fast between the back-to-back regions of a training step.
+    The user's own ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` always wins; read
+    by libgomp when it loads, i.e. before the first parallel kernel runs.
+    """
+    import os
+    if "OMP_WAIT_POLICY" not in os.environ:
+        os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+
+
+_yield_idle_cores()
 
 
 def _drop_stale_numba_cache(dispatchers=None):

@@ -182,3 +182,64 @@ def adam_update(params, grads, m, v, step, learning_rate, beta1, beta2, epsilon,
     _adam_range(params, grads, m, v, 0, n_weights, lr_t, eps_hat, b1, b2, dt(l1), a2, decay)
     _adam_range(params, grads, m, v, n_weights, params.size, lr_t, eps_hat, b1, b2,
                 zero, zero, zero)
+
+
+@njit(cache=True, error_model="numpy", fastmath=FASTMATH)
+def _sgd_range(params, grads, lo, hi, lr, a1, a2):
+    params, grads = params[lo:hi], grads[lo:hi]
+    for i in range(params.size):
+        w = params[i]
+        params[i] = w - lr * (grads[i] + _penalty_gradient(w, a1, a2))
+
+
+@njit(cache=True, error_model="numpy")
+def step_scalars(optimizer, step, hyper):
+    """The float64 scalars of one update, computed once per step.
+
+    Returns ``(lr, mu, l1, l2, lr_t, eps_hat, decay)``: the learning rate,
+    momentum, penalties, and Adam's :func:`adam_step_factors` (zeros for the
+    other optimizers). Pass them to :func:`update_range`.
+    """
+    lr_t, eps_hat, decay = 0.0, 0.0, 0.0
+    if optimizer == ADAM or optimizer == ADAMW:
+        lr_t, eps_hat, decay = adam_step_factors(step, hyper.learning_rate, hyper.beta_1,
+                                                 hyper.beta_2, hyper.epsilon, hyper.l2,
+                                                 optimizer == ADAMW)
+    return (hyper.learning_rate, hyper.momentum, hyper.l1, hyper.l2, lr_t, eps_hat, decay)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def update_range(optimizer, params, grads, state, lo, hi, scalars, beta_1, beta_2, weights):
+    """Apply one optimizer update to ``params[lo:hi]`` only (the same formulas as
+    :func:`sgd_update`, :func:`momentum_update`, :func:`nesterov_update` and
+    :func:`adam_update`), so that a kernel can update each parameter row right
+    after computing its gradient.
+
+    Parameters
+    ----------
+    optimizer : int
+    params, grads : ndarray, shape (n_params,), float
+    state : OptimizerState
+    lo, hi : int
+        The range to update.
+    scalars : tuple
+        From :func:`step_scalars`.
+    beta_1, beta_2 : float
+        Adam's decay rates.
+    weights : bool
+        Whether the range holds weights (penalized) or biases (not).
+    """
+    dt = params.dtype.type
+    lr, mu, l1, l2, lr_t, eps_hat, decay = scalars
+    zero = dt(0.0)
+    a1 = dt(l1) if weights else zero
+    if optimizer == SGD:
+        _sgd_range(params, grads, lo, hi, dt(lr), a1, dt(l2) if weights else zero)
+    elif optimizer == MOMENTUM or optimizer == NESTEROV:
+        _momentum_range(params, grads, state.velocity, lo, hi, dt(lr), dt(mu), a1,
+                        dt(l2) if weights else zero, optimizer == NESTEROV)
+    else:
+        decoupled = optimizer == ADAMW
+        a2 = dt(l2) if (weights and not decoupled) else zero
+        _adam_range(params, grads, state.m, state.v, lo, hi, dt(lr_t), dt(eps_hat),
+                    dt(beta_1), dt(beta_2), a1, a2, dt(decay) if weights else zero)

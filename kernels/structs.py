@@ -38,6 +38,17 @@ TrainingBuffers = namedtuple("TrainingBuffers",
                              ["grads", "grad_sum", "inputs", "labels", "acts", "scratch",
                               "row_ptr", "nz_index", "nz_value"])
 
+#: Work buffers of :func:`fastann.kernels.fused.train_epoch_parallel`
+#: (shapes in :func:`parallel_buffer_shapes`).
+ParallelBuffers = namedtuple("ParallelBuffers",
+                             ["inputs", "labels", "acts", "deltas", "row_loss", "row_correct",
+                              "grads", "wt", "wt_grads", "col_ptr", "col_rows", "col_values",
+                              "chunk_counts"])
+
+#: Rows of a mini-batch are processed in this many chunks by
+#: :func:`fastann.kernels.fused.train_epoch_parallel`, whatever the thread count.
+ROW_CHUNKS = 16
+
 #: Work buffers of batched inference.
 PredictionBuffers = namedtuple("PredictionBuffers", ["inputs", "acts"])
 
@@ -200,3 +211,33 @@ def epoch_options(layer_sizes, capacity, dtype, sample_weight=None, dropout_rate
     augmentation = Augmentation(int(augment), shape, blur_rows, blur_cols, float(ELASTIC_ALPHA),
                                 work)
     return EpochOptions(SampleWeights(weights, row_weights), dropout, augmentation, 0, 0)
+
+
+def parallel_buffer_shapes(layer_sizes, capacity, sparse_input):
+    """Shape and dtype kind of every :data:`ParallelBuffers` field (as :func:`training_buffer_shapes`).
+
+    ``capacity`` must be at least the batch size; ``deltas`` mirrors ``acts``;
+    the mini-batch's compressed columns (``col_*``) are empty unless
+    ``sparse_input``, and ``inputs`` is empty when it is; ``wt`` and
+    ``wt_grads`` hold the layers after the first, transposed.
+    """
+    sizes = [int(s) for s in layer_sizes]
+    n_params = sum(sizes[i] * sizes[i + 1] + sizes[i + 1] for i in range(len(sizes) - 1))
+    nnz = capacity * sizes[0] if sparse_input else 0
+    acts = activation_buffer_length(sizes, capacity)
+    n_later = sum(sizes[i] * sizes[i + 1] for i in range(1, len(sizes) - 1))
+    return {
+        "inputs": ((0 if sparse_input else capacity, sizes[0]), "float"),
+        "labels": ((capacity,), "int32"),
+        "acts": ((acts,), "float"),
+        "deltas": ((acts,), "float"),
+        "row_loss": ((capacity,), "float64"),
+        "row_correct": ((capacity,), "int64"),
+        "grads": ((n_params,), "float"),
+        "wt": ((n_later,), "float"),
+        "wt_grads": ((n_later,), "float"),
+        "col_ptr": ((sizes[0] + 1 if sparse_input else 1,), "int64"),
+        "col_rows": ((nnz,), "int32"),
+        "col_values": ((nnz,), "float"),
+        "chunk_counts": ((ROW_CHUNKS, sizes[0] if sparse_input else 1), "int64"),
+    }

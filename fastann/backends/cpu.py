@@ -1,7 +1,9 @@
 """Training on the CPU: the compiled epoch of :mod:`fastann.kernels` over host buffers."""
 import contextlib
 
+import numba
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .. import kernels
 from ..threads import effective_threads, thread_budget
@@ -15,6 +17,11 @@ MAX_BUFFER_ROWS = 1024
 # 784-128-10 batch 32: 0.45 -> 0.39; 784-64-64-10 sigmoid: 0.37 -> 0.30;
 # with 2 BLAS threads dense was faster (0.32 vs 0.40, 0.20 vs 0.30).
 SPARSE_INPUT_MAX_DENSITY = 0.5
+# Layers after the first with at most this many weights are "small": their
+# weights stay in cache, so the parallel BLAS-free epoch
+# (fastann.kernels.fused) runs them row by row (784-128-10: 1,280; 784-64-64-10:
+# 4,096). Wider layers (784-1024-1024-10) go to BLAS.
+SMALL_LAYER_WEIGHTS = 16384
 
 
 def allocate(shapes, dtype, zeros=np.zeros):
@@ -51,6 +58,10 @@ class CpuBackend:
         while gathering each mini-batch.
     image_shape : tuple (height, width), optional
         The rows' image shape, needed with ``augment``.
+    kernel : {"blas", "parallel"}, default="blas"
+        The epoch kernel for sparse input with small later layers:
+        ``"parallel"`` takes :func:`fastann.kernels.train_epoch_parallel`
+        (see :meth:`uses_parallel_epoch`); other networks always use the BLAS epoch.
 
     With sample weights (:meth:`load_data`), dropout or augmentation the epoch
     runs :func:`fastann.kernels.train_epoch_with_options`; otherwise
@@ -59,7 +70,7 @@ class CpuBackend:
 
     def __init__(self, layer_sizes, activation, optimizer, normalization, params,
                  optimizer_state=None, n_threads=None, dropout=None, augment=None,
-                 image_shape=None):
+                 image_shape=None, kernel="blas"):
         self.layer_sizes = np.asarray(layer_sizes, np.int64)
         self.activation = int(activation)
         self.optimizer = int(optimizer)
@@ -67,6 +78,7 @@ class CpuBackend:
         self.params = params
         self.n_threads = n_threads
         self.configure(dropout, augment, image_shape)
+        self.kernel = kernel
         sizes = kernels.optimizer_state_sizes(self.optimizer, params.size)
         self.state = kernels.OptimizerState(**{name: np.zeros(size, params.dtype)
                                                for name, size in sizes.items()})
@@ -91,38 +103,84 @@ class CpuBackend:
 
         ``sample_weight`` (float64, one per row, optional) weights each row's
         loss (see :func:`fastann.kernels.train_epoch_with_options`).
+
+        Chooses the epoch kernel (:meth:`uses_parallel_epoch`): with sparse
+        input and small later layers the parallel BLAS-free epoch, with the
+        dataset's nonzeros compressed once here; otherwise the BLAS epoch.
         """
         capacity = max(1, min(batch_size, MAX_BUFFER_ROWS))
+        has_options = sample_weight is not None or self.dropout is not None or bool(self.augment)
+        self._options = None
+        if not has_options and self.uses_parallel_epoch(batch_size) and self.input_is_sparse(X):
+            loaded = self._data
+            csr = loaded[5] if loaded is not None and loaded[0] is X else \
+                kernels.compressed_rows(np.ascontiguousarray(X))
+            shapes = kernels.parallel_buffer_shapes(self.layer_sizes, capacity, True)
+            buffers = kernels.ParallelBuffers(**allocate(shapes, self.params.dtype))
+            self._data = (X, y, int(batch_size), buffers, True, csr)
+            return
         sparse = self.wants_sparse_input(X)
         shapes = kernels.training_buffer_shapes(self.layer_sizes, capacity, batch_size, sparse)
         buffers = kernels.TrainingBuffers(**allocate(shapes, self.params.dtype))
         options = None
-        if sample_weight is not None or self.dropout is not None or self.augment:
+        if has_options:
             options = kernels.epoch_options(self.layer_sizes, capacity, self.params.dtype,
                                             sample_weight, self.dropout, self.augment,
                                             self.image_shape)
-        self._data = (X, y, int(batch_size), buffers, sparse)
+        self._data = (X, y, int(batch_size), buffers, sparse, None)
         self._options = options
 
-    def wants_sparse_input(self, X):
-        """Whether the first layer should run on nonzero inputs only (kernels.sparse).
+    def uses_parallel_epoch(self, batch_size):
+        """Whether sparse input trains with :func:`fastann.kernels.train_epoch_parallel`.
 
-        Only with a single BLAS thread (where the sparse kernels beat
-        single-threaded sgemm on MNIST; with more threads BLAS wins, see
-        ``benchmarks/dense_vs_sparse.py``), when normalization keeps zeros at
-        zero, and when at most ``SPARSE_INPUT_MAX_DENSITY`` of the inputs
-        (estimated on up to 2,000 rows) are nonzero; MNIST's density is 0.19.
+        With ``kernel="parallel"``, when a batch fits the buffers (no
+        micro-batches) and every layer after the first has at most
+        ``SMALL_LAYER_WEIGHTS`` weights.
         """
-        if effective_threads(self.n_threads) != 1 or np.any(self.normalization.shift != 0):
+        sizes = [int(s) for s in self.layer_sizes]
+        return (self.kernel == "parallel" and batch_size <= MAX_BUFFER_ROWS
+                and all(a * b <= SMALL_LAYER_WEIGHTS for a, b in zip(sizes[1:-1], sizes[2:])))
+
+    def input_is_sparse(self, X):
+        """Whether the first layer can run on nonzero inputs only (:mod:`fastann.kernels.sparse`).
+
+        When normalization keeps zeros at zero and at most
+        ``SPARSE_INPUT_MAX_DENSITY`` of the inputs (estimated on up to 2,000
+        rows) are nonzero; MNIST's density is 0.19, Fashion-MNIST's about 0.5.
+        """
+        if np.any(self.normalization.shift != 0):
             return False
         sample = X[:2000]
         return np.count_nonzero(sample) <= SPARSE_INPUT_MAX_DENSITY * sample.size
 
+    def wants_sparse_input(self, X):
+        """Whether the BLAS epoch should take the sparse first layer: sparse input and one thread.
+
+        With more threads BLAS beat the single-threaded sparse kernels
+        (``benchmarks/dense_vs_sparse.py``); the parallel epoch
+        (:meth:`uses_parallel_epoch`) takes sparse input at any thread count.
+        """
+        return effective_threads(self.n_threads) == 1 and self.input_is_sparse(X)
+
     @contextlib.contextmanager
     def running(self):
-        """Hold the thread budget for a series of :meth:`train` calls."""
-        with thread_budget(self.n_threads):
-            yield self
+        """Hold the thread budget for a series of :meth:`train` calls.
+
+        The BLAS epoch runs its matrix products on that many BLAS threads; the
+        parallel epoch on that many Numba threads, while BLAS keeps one (one
+        pool works at a time).
+        """
+        with thread_budget(self.n_threads) as n_threads:
+            if self._data is not None and self._data[5] is not None:
+                previous = numba.get_num_threads()
+                numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
+                try:
+                    with threadpool_limits(limits=1, user_api="blas"):
+                        yield self
+                finally:
+                    numba.set_num_threads(previous)
+            else:
+                yield self
 
     def train(self, order, hyper, step, noise=None):
         """Mini-batches over ``order``; returns ``(loss_sum, n_correct, step)``.
@@ -132,7 +190,11 @@ class CpuBackend:
         (:mod:`fastann.kernels.streams`); ``loss_sum`` is weighted by the
         sample weights, if any.
         """
-        X, y, batch_size, buffers, sparse = self._data
+        X, y, batch_size, buffers, sparse, csr = self._data
+        if csr is not None:
+            return kernels.train_epoch_parallel(X, y, csr, order, self.normalization,
+                                                self.network, self.optimizer, hyper, step,
+                                                batch_size, self.state, buffers, sparse)
         if self._options is None:
             return kernels.train_epoch(X, y, order, self.normalization, self.network,
                                        self.optimizer, hyper, step, batch_size, self.state,

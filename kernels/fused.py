@@ -1,0 +1,340 @@
+"""A training epoch on all cores, without BLAS, for narrow networks (one thread pool).
+
+For networks whose layers after the first are small (MNIST's 784-128-10,
+784-64-64-10: their weights stay in each core's cache), every mini-batch step
+is two parallel regions of Numba's own thread pool and nothing else:
+
+1. **Rows** (``prange`` over the batch's samples): gather the row, run it
+   forward through every layer (the first layer from its nonzero inputs only
+   when the input is sparse), softmax cross-entropy, and back-propagate the
+   row's error to every hidden layer. Rows are independent, so this needs no
+   reduction.
+2. **Parameter rows** (``prange`` over every row of every weight matrix, plus
+   one task per bias vector): the row of the weight gradient,
+   ``dW_l[j, :] = sum_i A_l[i, j] dZ_{l+1}[i, :]`` (sums in row order; for a
+   sparse first layer over the batch transposed to compressed columns, so only
+   nonzero inputs are visited), then at once the optimizer update of that
+   parameter row (:func:`fastann.kernels.optimizers.update_range`) while it is
+   still in L1 cache. Later layers are small: one task each, computed
+   transposed so that every inner loop runs over a contiguous row.
+
+With a sparse first layer the dataset's nonzeros are compressed once per fit
+(:func:`compressed_rows`); each step transposes the mini-batch's nonzeros to
+compressed columns in parallel, in a fixed number of row chunks
+(:data:`~fastann.kernels.structs.ROW_CHUNKS`).
+
+Only the innermost loops (scaled row additions, dot products) are compiled
+with fast-math flags, each as a function of its own: Numba compiles a callee
+with its caller's fast-math flags when the callee sets none, so a fast-math
+caller of the shared kernels (softmax cross-entropy, activations) would
+change their arithmetic for every other caller in the process.
+
+Every sum runs in a fixed order that does not depend on the number of
+threads, so the result is the same with 1 or 16 threads. The first layer's
+input gradient is never formed. Formulas: back-propagation as in
+:mod:`fastann.kernels.network` (Rumelhart, Hinton & Williams 1986); softmax
+cross-entropy as in :mod:`fastann.kernels.loss`; optimizers as in
+:mod:`fastann.kernels.optimizers`.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .activations import IDENTITY, activation_backward_inplace, bias_activation_inplace
+from .loss import softmax_cross_entropy
+from .network import activation_offsets, matrix_view, parameter_offsets
+from .optimizers import FASTMATH, step_scalars, update_range
+
+
+@njit(cache=True, error_model="numpy")
+def compressed_rows(X):
+    """The nonzeros of ``X`` in compressed sparse rows, built once per ``fit``.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_samples, n_features), uint8 or float, C-contiguous
+
+    Returns
+    -------
+    row_ptr : ndarray, shape (n_samples + 1,), int64
+    index : ndarray, shape (nnz,), int32
+        Column of each nonzero, ascending within a row.
+    value : ndarray, shape (nnz,), dtype of ``X``
+        The raw values (normalization is applied where they are used).
+    """
+    n, d = X.shape
+    row_ptr = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        count = 0
+        for j in range(d):
+            if X[i, j] != 0:
+                count += 1
+        row_ptr[i + 1] = row_ptr[i] + count
+    index = np.empty(row_ptr[n], np.int32)
+    value = np.empty(row_ptr[n], X.dtype)
+    for i in range(n):
+        p = row_ptr[i]
+        for j in range(d):
+            if X[i, j] != 0:
+                index[p] = j
+                value[p] = X[i, j]
+                p += 1
+    return row_ptr, index, value
+
+
+@njit(cache=True, error_model="numpy", fastmath=FASTMATH)
+def _add_scaled_row(out, v, W, j):
+    """``out += v * W[j, :]``."""
+    for k in range(out.size):
+        out[k] += v * W[j, k]
+
+
+@njit(cache=True, error_model="numpy", fastmath=FASTMATH)
+def _add_scaled_rows4(out, v0, j0, v1, j1, v2, j2, v3, j3, W):
+    """``out += v0 W[j0] + v1 W[j1] + v2 W[j2] + v3 W[j3]``: one pass over ``out``
+    for four rows, so ``out`` is loaded and stored a quarter as often."""
+    for k in range(out.size):
+        out[k] += (v0 * W[j0, k] + v1 * W[j1, k]) + (v2 * W[j2, k] + v3 * W[j3, k])
+
+
+@njit(cache=True, error_model="numpy", fastmath=FASTMATH)
+def _dot_row(W, j, x):
+    """``W[j, :] @ x``."""
+    total = x.dtype.type(0.0)
+    for k in range(x.size):
+        total += W[j, k] * x[k]
+    return total
+
+
+@njit(cache=True, error_model="numpy")
+def _first_layer_sparse(out, W, index, value, lo, hi, scale):
+    """``out += sum_p value[p] * scale[index[p]] * W[index[p], :]`` over ``p in [lo, hi)``."""
+    p = lo
+    while p + 4 <= hi:
+        j0, j1, j2, j3 = index[p], index[p + 1], index[p + 2], index[p + 3]
+        _add_scaled_rows4(out, value[p] * scale[j0], j0, value[p + 1] * scale[j1], j1,
+                          value[p + 2] * scale[j2], j2, value[p + 3] * scale[j3], j3, W)
+        p += 4
+    while p < hi:
+        j = index[p]
+        _add_scaled_row(out, value[p] * scale[j], W, j)
+        p += 1
+
+
+@njit(cache=True, error_model="numpy")
+def _row_forward_backward(r, g, X, csr, normalization, inputs, sparse_input, net, offsets,
+                          wt, t_off, acts, deltas, labels, grad_scale):
+    """Forward, loss and back-propagation of batch row ``r`` = dataset row ``g`` (region 1).
+
+    Writes the row's activations into ``acts`` and its error signals
+    ``dL/dz`` into ``deltas`` (same layout); returns ``(loss, correct)``.
+    Layers after the first read their weights transposed (``wt``, offsets
+    ``t_off``), so each output and each back-propagated error is one
+    contiguous dot product or scaled row.
+    """
+    params, layer_sizes, activation = net
+    scale, shift = normalization
+    w_off, b_off, a_off = offsets
+    n_layers = layer_sizes.size - 1
+    prev = acts[:0]
+    for l in range(n_layers):
+        d_in, d_out = layer_sizes[l], layer_sizes[l + 1]
+        W = matrix_view(params, w_off[l], d_in, d_out)
+        out = acts[a_off[l] + r * d_out:a_off[l] + (r + 1) * d_out]
+        out[:] = 0
+        if l > 0:
+            Wt = matrix_view(wt, t_off[l], d_out, d_in)
+            for k in range(d_out):
+                out[k] = _dot_row(Wt, k, prev)
+        elif sparse_input:
+            _first_layer_sparse(out, W, csr[1], csr[2], csr[0][g], csr[0][g + 1], scale)
+        else:
+            row = inputs[r]
+            for j in range(d_in):
+                row[j] = X[g, j] * scale[j] + shift[j]
+            for j in range(d_in):
+                v = row[j]
+                if v != 0:
+                    _add_scaled_row(out, v, W, j)
+        bias_activation_inplace(out.reshape((1, d_out)), params[b_off[l]:b_off[l + 1]],
+                                activation if l < n_layers - 1 else IDENTITY)
+        prev = out
+    k = layer_sizes[n_layers]
+    top = a_off[n_layers - 1] + r * k
+    loss, correct = softmax_cross_entropy(acts[top:top + k].reshape((1, k)), labels[r:r + 1],
+                                          grad_scale, deltas[top:top + k].reshape((1, k)))
+    for l in range(n_layers - 1, 0, -1):
+        d_in, d_out = layer_sizes[l], layer_sizes[l + 1]
+        Wt = matrix_view(wt, t_off[l], d_out, d_in)
+        upper = deltas[a_off[l] + r * d_out:a_off[l] + (r + 1) * d_out]
+        lower = deltas[a_off[l - 1] + r * d_in:a_off[l - 1] + (r + 1) * d_in]
+        lower[:] = 0
+        for k in range(d_out):
+            _add_scaled_row(lower, upper[k], Wt, k)
+        below = acts[a_off[l - 1] + r * d_in:a_off[l - 1] + (r + 1) * d_in]
+        activation_backward_inplace(lower.reshape((1, d_in)), below.reshape((1, d_in)),
+                                    activation)
+    return loss, correct
+
+
+@njit(cache=True, error_model="numpy")
+def _parameter_row(task, n_rows, inputs, sparse_input, col_ptr, col_rows, col_values, net,
+                   offsets, t_off, wt_grads, acts, deltas, grads):
+    """Gradient of one block of parameters (region 2); returns its ``(lo, hi, is_weight)``.
+
+    Tasks ``0 .. d_0 - 1`` are the rows of ``W_0``; then one task per later
+    layer's whole weight matrix; then one per bias vector.
+    """
+    params, layer_sizes, activation = net
+    w_off, b_off, a_off = offsets
+    n_layers = layer_sizes.size - 1
+    base = 0
+    for l in range(1):
+        d_in, d_out = layer_sizes[l], layer_sizes[l + 1]
+        if task < base + d_in:
+            j = task - base
+            lo = w_off[l] + j * d_out
+            g = grads[lo:lo + d_out]
+            g[:] = 0
+            dZ = matrix_view(deltas, a_off[l], n_rows, d_out)
+            if l == 0 and sparse_input:
+                p, hi = col_ptr[j], col_ptr[j + 1]
+                while p + 4 <= hi:
+                    _add_scaled_rows4(g, col_values[p], col_rows[p], col_values[p + 1],
+                                      col_rows[p + 1], col_values[p + 2], col_rows[p + 2],
+                                      col_values[p + 3], col_rows[p + 3], dZ)
+                    p += 4
+                while p < hi:
+                    _add_scaled_row(g, col_values[p], dZ, col_rows[p])
+                    p += 1
+            else:
+                for i in range(n_rows):
+                    v = inputs[i, j]
+                    if v != 0:
+                        _add_scaled_row(g, v, dZ, i)
+            return lo, lo + d_out, True
+        base += d_in
+    for l in range(1, n_layers):
+        if task == base + l - 1:
+            # The whole of a later (small) layer: dW^T[k, :] = sum_i dZ[i, k] A[i, :]
+            # with contiguous rows, written back in W's layout.
+            d_in, d_out = layer_sizes[l], layer_sizes[l + 1]
+            A = matrix_view(acts, a_off[l - 1], n_rows, d_in)
+            dZ = matrix_view(deltas, a_off[l], n_rows, d_out)
+            gt = matrix_view(wt_grads, t_off[l], d_out, d_in)
+            gt[:] = 0
+            for i in range(n_rows):
+                for k in range(d_out):
+                    _add_scaled_row(gt[k], dZ[i, k], A, i)
+            lo = w_off[l]
+            g = matrix_view(grads, lo, d_in, d_out)
+            for k in range(d_out):
+                for j in range(d_in):
+                    g[j, k] = gt[k, j]
+            return lo, lo + d_in * d_out, True
+    base += n_layers - 1
+    l = task - base
+    d_out = layer_sizes[l + 1]
+    lo = b_off[l]
+    g = grads[lo:lo + d_out]
+    g[:] = 0
+    dZ = matrix_view(deltas, a_off[l], n_rows, d_out)
+    for i in range(n_rows):
+        for k in range(d_out):
+            g[k] += dZ[i, k]
+    return lo, lo + d_out, False
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def train_epoch_parallel(X, y, csr, order, normalization, net, optimizer, hyper, step,
+                         batch_size, state, buffers, sparse_input):
+    """:func:`fastann.kernels.train_epoch` on all of Numba's threads, without BLAS.
+
+    Same arguments and results as :func:`~fastann.kernels.train_epoch`, plus
+    ``csr``, the dataset's nonzeros (:func:`compressed_rows`, a tuple
+    ``(row_ptr, index, value)``; empty arrays unless ``sparse_input``), and with
+    ``buffers`` a :data:`~fastann.kernels.structs.ParallelBuffers` (shapes in
+    :func:`~fastann.kernels.structs.parallel_buffer_shapes`) whose capacity
+    (``labels.shape[0]``) is at least ``batch_size``: no micro-batches.
+    Mathematically the same epoch; sums run in another order, so results agree
+    with the BLAS path to rounding, and do not depend on the thread count.
+    """
+    params, layer_sizes, activation = net
+    scale = normalization.scale
+    inputs, labels, acts, deltas = buffers.inputs, buffers.labels, buffers.acts, buffers.deltas
+    row_loss, row_correct, grads = buffers.row_loss, buffers.row_correct, buffers.grads
+    col_ptr, col_rows, col_values = buffers.col_ptr, buffers.col_rows, buffers.col_values
+    chunk_counts = buffers.chunk_counts
+    capacity = labels.shape[0]
+    w_off, b_off = parameter_offsets(layer_sizes)
+    offsets = (w_off, b_off, activation_offsets(layer_sizes, capacity))
+    n_layers = layer_sizes.size - 1
+    n_tasks = layer_sizes[0] + 2 * n_layers - 1
+    t_off = np.zeros(n_layers + 1, np.int64)  # W_l^T for l >= 1 in wt, W_0 not copied
+    for l in range(1, n_layers):
+        t_off[l + 1] = t_off[l] + layer_sizes[l] * layer_sizes[l + 1]
+    wt, wt_grads = buffers.wt, buffers.wt_grads
+    n = order.size
+    loss_sum = 0.0
+    n_correct = 0
+    n_chunks = chunk_counts.shape[0]
+    for start in range(0, n, batch_size):
+        n_rows = min(start + batch_size, n) - start
+        grad_scale = 1.0 / n_rows
+        per_chunk = (n_rows + n_chunks - 1) // n_chunks
+        for r in range(n_rows):
+            labels[r] = y[order[start + r]]
+        for l in range(1, n_layers):
+            W = matrix_view(params, w_off[l], layer_sizes[l], layer_sizes[l + 1])
+            Wt = matrix_view(wt, t_off[l], layer_sizes[l + 1], layer_sizes[l])
+            for j in range(layer_sizes[l]):
+                for k in range(layer_sizes[l + 1]):
+                    Wt[k, j] = W[j, k]
+        # Region 1: rows, in a fixed number of chunks (so the column order
+        # below does not depend on the thread count); each chunk also counts
+        # its nonzeros per input column.
+        for c in prange(n_chunks):
+            counts = chunk_counts[c]
+            counts[:] = 0
+            for r in range(c * per_chunk, min((c + 1) * per_chunk, n_rows)):
+                g = order[start + r]
+                loss, correct = _row_forward_backward(r, g, X, csr, normalization, inputs,
+                                                      sparse_input, net, offsets, wt, t_off,
+                                                      acts, deltas, labels, grad_scale)
+                row_loss[r] = loss
+                row_correct[r] = correct
+                if sparse_input:
+                    for p in range(csr[0][g], csr[0][g + 1]):
+                        counts[csr[1][p]] += 1
+        if sparse_input:
+            # Where each chunk's entries of each column go (columns in order,
+            # chunks in order within a column), then fill them in parallel.
+            offset = 0
+            for j in range(layer_sizes[0]):
+                col_ptr[j] = offset
+                for c in range(n_chunks):
+                    here = chunk_counts[c, j]
+                    chunk_counts[c, j] = offset
+                    offset += here
+            col_ptr[layer_sizes[0]] = offset
+            for c in prange(n_chunks):
+                fill = chunk_counts[c]
+                for r in range(c * per_chunk, min((c + 1) * per_chunk, n_rows)):
+                    g = order[start + r]
+                    for p in range(csr[0][g], csr[0][g + 1]):
+                        j = csr[1][p]
+                        q = fill[j]
+                        col_rows[q] = r
+                        col_values[q] = csr[2][p] * scale[j]
+                        fill[j] = q + 1
+        for r in range(n_rows):
+            loss_sum += row_loss[r]
+            n_correct += row_correct[r]
+        step += 1
+        scalars = step_scalars(optimizer, step, hyper)
+        for task in prange(n_tasks):
+            lo, hi, is_weight = _parameter_row(task, n_rows, inputs, sparse_input, col_ptr,
+                                               col_rows, col_values, net, offsets, t_off,
+                                               wt_grads, acts, deltas, grads)
+            update_range(optimizer, params, grads, state, lo, hi, scalars, hyper.beta_1,
+                         hyper.beta_2, is_weight)
+    return loss_sum, n_correct, step
