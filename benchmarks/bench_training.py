@@ -2,7 +2,9 @@
 
 Workloads are those of ``benchmarks/common.py`` (S: 784-128-10 ReLU Adam
 batch 128; T: same, batch 32; W: 784-1024-1024-10 ReLU Adam batch 256;
-seed: 784-64-64-10 sigmoid, momentum 0.9, batch 128).
+seed: 784-64-64-10 sigmoid, momentum 0.9, batch 128), with the default
+``cpu_kernel="auto"`` (the parallel epoch for S, T and seed, BLAS for W) and,
+as ``*_blas``, the BLAS epoch.
 To keep ``asv run --quick`` short the training set is the first 10,000 MNIST
 images; set ``FASTANN_BENCH_N=60000`` (or ``0`` for all) to time full epochs.
 Each ``setup`` trains one warm-up epoch, so JIT compilation is never timed.
@@ -29,13 +31,13 @@ def _threads():
     return int(os.environ.get("FASTANN_BENCH_THREADS", 0)) or None
 
 
-def _model(workload, epochs=1):
+def _model(workload, epochs=1, cpu_kernel="auto"):
     from fastann import MLPClassifier
     w = workload
     return MLPClassifier(hidden_layer_sizes=w.hidden, activation=w.activation,
                          solver=w.optimizer, learning_rate=w.lr, momentum=w.momentum,
                          batch_size=w.batch_size, epochs=epochs, random_state=0,
-                         n_threads=_threads())
+                         n_threads=_threads(), cpu_kernel=cpu_kernel)
 
 
 def _warm(name):
@@ -46,8 +48,9 @@ def _warm(name):
     if _STATE.get("name") == name:
         return
     X, y, _ = load_data("train", _n_samples())
-    model = _model(WORKLOADS[name]).fit(X, y)
-    _STATE.update(name=name, X=X, y=y, model=model, workload=WORKLOADS[name])
+    workload, _, cpu_kernel = name.partition(":")
+    model = _model(WORKLOADS[workload], cpu_kernel=cpu_kernel or "auto").fit(X, y)
+    _STATE.update(name=name, X=X, y=y, model=model, workload=WORKLOADS[workload])
 
 
 def _epoch():
@@ -80,10 +83,21 @@ def time_epoch_seed():
     _epoch()
 
 
+def time_epoch_S_blas():
+    """S with ``cpu_kernel="blas"`` (the default picks the parallel epoch for S, T, seed)."""
+    _epoch()
+
+
+def time_epoch_T_blas():
+    _epoch()
+
+
 _timed(time_epoch_S, "S")
 _timed(time_epoch_T, "T")
 _timed(time_epoch_W, "W")
 _timed(time_epoch_seed, "seed")
+_timed(time_epoch_S_blas, "S:blas")
+_timed(time_epoch_T_blas, "T:blas")
 
 
 def peakmem_fit_S():

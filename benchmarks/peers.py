@@ -36,7 +36,7 @@ import numpy as np
 
 from benchmarks.common import WORKLOADS, load_data, to_float32
 
-PEERS = ("fastann", "numpy", "torch", "sklearn", "jax")
+PEERS = ("fastann", "fastann_blas", "numpy", "torch", "sklearn", "jax")
 DEFAULT_REPEAT = 5
 
 
@@ -62,8 +62,13 @@ def _threads(threads):
 
 
 # --------------------------------------------------------------------- peers
-def run_fastann(workload, X, y, repeat=DEFAULT_REPEAT, threads=None):
-    """fastann.MLPClassifier on the uint8 pixels (normalized per mini-batch)."""
+def run_fastann(workload, X, y, repeat=DEFAULT_REPEAT, threads=None, cpu_kernel="auto"):
+    """fastann.MLPClassifier on the uint8 pixels (normalized per mini-batch).
+
+    ``cpu_kernel="auto"`` (the default) picks the parallel BLAS-free epoch for
+    S, T and seed and the BLAS epoch for W; the ``fastann_blas`` peer forces
+    the BLAS epoch.
+    """
     try:
         import fastann
         from fastann import MLPClassifier
@@ -73,7 +78,7 @@ def run_fastann(workload, X, y, repeat=DEFAULT_REPEAT, threads=None):
     model = MLPClassifier(hidden_layer_sizes=w.hidden, activation=w.activation,
                           solver=w.optimizer, learning_rate=w.lr, momentum=w.momentum,
                           batch_size=w.batch_size, epochs=1, random_state=0,
-                          n_threads=threads)
+                          n_threads=threads, cpu_kernel=cpu_kernel)
     internal = []
 
     def epoch():
@@ -312,7 +317,12 @@ def run_jax(workload, X, y, repeat=DEFAULT_REPEAT, threads=None):
     return result
 
 
-RUNNERS = {"fastann": run_fastann, "numpy": run_numpy, "torch": run_torch,
+def run_fastann_blas(workload, X, y, repeat=DEFAULT_REPEAT, threads=None):
+    """fastann with ``cpu_kernel="blas"``: the epoch whose matrix products call BLAS."""
+    return run_fastann(workload, X, y, repeat, threads, cpu_kernel="blas")
+
+
+RUNNERS = {"fastann": run_fastann, "fastann_blas": run_fastann_blas, "numpy": run_numpy, "torch": run_torch,
            "sklearn": run_sklearn, "jax": run_jax}
 
 

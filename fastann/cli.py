@@ -48,6 +48,7 @@ FLAGS = {"hidden_layer_sizes": "--hidden", "activation": "--activation", "solver
          "lr_step_size": "--lr-step-size", "early_stopping": "--early-stopping",
          "n_iter_no_change": "--n-iter-no-change", "random_state": "--seed",
          "dtype": "--dtype", "n_threads": "--threads", "device": "--device",
+         "cpu_kernel": "--cpu-kernel",
          "lr_patience": "--lr-patience", "min_lr": "--min-lr",
          "warmup_epochs": "--warmup-epochs", "class_weight": "--class-weight",
          "dropout": "--dropout", "augment": "--augment", "image_shape": "--image-shape"}
@@ -211,6 +212,9 @@ def build_parser():
                      help="cuda trains on an NVIDIA GPU (needs fastann[cuda])")
     run.add_argument("--threads", type=positive_int, default=None,
                      help="CPU threads for matrix products (all cores unless given)")
+    run.add_argument("--cpu-kernel", choices=("auto", "blas", "parallel"), default="auto",
+                     help="CPU epoch: parallel (BLAS-free, nonzero inputs only; where it "
+                          "applies), blas, or auto (parallel where it applies)")
     run.add_argument("--checkpoint-dir", metavar="DIR", default=None,
                      help="write DIR/checkpoint.npz after every epoch (and on Ctrl-C)")
     run.add_argument("--resume", action="store_true",
@@ -380,7 +384,8 @@ def estimator_params(args):
         warmup_epochs=args.warmup_epochs, early_stopping=args.early_stopping,
         n_iter_no_change=args.n_iter_no_change, class_weight=args.class_weight,
         dropout=args.dropout, augment=args.augment, image_shape=args.image_shape,
-        random_state=args.seed, dtype=args.dtype, n_threads=args.threads)
+        random_state=args.seed, dtype=args.dtype, n_threads=args.threads,
+        cpu_kernel=args.cpu_kernel)
 
 
 def run_sweep(args):

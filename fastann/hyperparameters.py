@@ -67,6 +67,7 @@ CONSTRAINTS = {
     "augment": [StrOptions(set(AUGMENTS)), None],
     "image_shape": ["array-like", None],
     "device": [StrOptions(set(DEVICES))],
+    "cpu_kernel": [StrOptions({"auto", "blas", "parallel"})],
     "verbose": ["verbose"],
 }
 

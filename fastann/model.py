@@ -138,6 +138,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         (``ValueError``). A model
         without a live GPU backend (loaded from a file, unpickled) predicts on
         the CPU. The CPU path never imports CUDA.
+    cpu_kernel : {"auto", "blas", "parallel"}, default="auto"
+        The CPU epoch. ``parallel`` (:func:`fastann.kernels.train_epoch_parallel`)
+        runs the whole step on Numba's threads without BLAS, multiplying only
+        the nonzero inputs in the first layer; it applies to sparse input
+        (at most half nonzero: MNIST is 19%) with small later layers
+        (at most 16,384 weights each), without sample weights, dropout or
+        augmentation, and otherwise falls back to ``blas``, the epoch whose
+        matrix products call BLAS. ``auto`` takes ``parallel`` wherever it
+        applies: it was faster on every measured workload but one
+        (``benchmarks/README.md``). Results do not depend on the thread count.
     verbose : int, default=0
         0 silent, 1 one line per epoch, 2 also a progress bar per epoch.
 
@@ -182,7 +192,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                  lr_patience=3, min_lr=0.0, warmup_epochs=0, validation_fraction=0.0,
                  early_stopping=False, n_iter_no_change=5, tol=1e-4,
                  class_weight=None, dropout=0.0, augment=None, image_shape=None,
-                 random_state=None, dtype="float32", n_threads=None, device="cpu", verbose=0):
+                 random_state=None, dtype="float32", n_threads=None, device="cpu", cpu_kernel="auto",
+                 verbose=0):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -215,6 +226,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.dtype = dtype
         self.n_threads = n_threads
         self.device = device
+        self.cpu_kernel = cpu_kernel
         self.verbose = verbose
 
     # ------------------------------------------------------------------ checks
@@ -524,12 +536,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _make_backend(self, optimizer_state=None, device=None):
         solver = "sgd" if self.solver == "gd" else self.solver
-        return backend_class(device or self.device)(
+        cls = backend_class(device or self.device)
+        options = self._backend_options()
+        if cls is CpuBackend:
+            options["kernel"] = self.cpu_kernel
+        return cls(
             weights.layer_sizes_of(self.coefs_), kernels.ACTIVATIONS[self.activation],
             kernels.OPTIMIZERS[solver],
             kernels.Normalization(self.normalization_scale_, self.normalization_shift_),
             self._params, optimizer_state=optimizer_state, n_threads=self.n_threads,
-            **self._backend_options())
+            **options)
 
     def _new_run(self, X, y_idx, n_epochs, validation, rng, sample_weight=None):
         backend = getattr(self, "_backend", None)
@@ -537,7 +553,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             backend = self._backend = self._make_backend()
         options = self._backend_options()
         if isinstance(backend, CpuBackend):  # set_params may have changed them since
-            backend.configure(**options)
+            backend.configure(**options, kernel=self.cpu_kernel)
         n = X.shape[0]
         return TrainingRun(
             backend=backend, X=X, y=y_idx.astype(np.int32),

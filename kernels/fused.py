@@ -43,6 +43,7 @@ from .activations import IDENTITY, activation_backward_inplace, bias_activation_
 from .loss import softmax_cross_entropy
 from .network import activation_offsets, matrix_view, parameter_offsets
 from .optimizers import FASTMATH, step_scalars, update_range
+from .structs import COLUMN_BLOCKS
 
 
 @njit(cache=True, error_model="numpy")
@@ -121,118 +122,114 @@ def _first_layer_sparse(out, W, index, value, lo, hi, scale):
 
 
 @njit(cache=True, error_model="numpy")
-def _row_forward_backward(r, g, X, csr, normalization, inputs, sparse_input, net, offsets,
-                          wt, t_off, acts, deltas, labels, grad_scale):
-    """Forward, loss and back-propagation of batch row ``r`` = dataset row ``g`` (region 1).
+def _rows_forward_backward(lo, hi, rows, X, csr, normalization, inputs, sparse_input, net,
+                           offsets, wt, t_off, acts, deltas, labels, grad_scale):
+    """Forward, loss and back-propagation of batch rows ``lo .. hi - 1`` (region 1).
 
-    Writes the row's activations into ``acts`` and its error signals
-    ``dL/dz`` into ``deltas`` (same layout); returns ``(loss, correct)``.
-    Layers after the first read their weights transposed (``wt``, offsets
-    ``t_off``), so each output and each back-propagated error is one
-    contiguous dot product or scaled row.
+    ``rows[r]`` is the dataset row of batch row ``r``. Writes the rows'
+    activations into ``acts`` and their error signals ``dL/dz`` into
+    ``deltas`` (same layout); returns the rows' ``(loss_sum, n_correct)``.
+    Each layer runs over the whole chunk at once (one call of the shared
+    activation and loss kernels per chunk, not per row). Layers after the
+    first read their weights transposed (``wt``, offsets ``t_off``), so each
+    output and each back-propagated error is one contiguous dot product or
+    scaled row.
     """
     params, layer_sizes, activation = net
     scale, shift = normalization
     w_off, b_off, a_off = offsets
     n_layers = layer_sizes.size - 1
-    prev = acts[:0]
+    m = hi - lo
     for l in range(n_layers):
         d_in, d_out = layer_sizes[l], layer_sizes[l + 1]
-        W = matrix_view(params, w_off[l], d_in, d_out)
-        out = acts[a_off[l] + r * d_out:a_off[l] + (r + 1) * d_out]
+        out = matrix_view(acts, a_off[l] + lo * d_out, m, d_out)
         out[:] = 0
         if l > 0:
+            prev = matrix_view(acts, a_off[l - 1] + lo * d_in, m, d_in)
             Wt = matrix_view(wt, t_off[l], d_out, d_in)
-            for k in range(d_out):
-                out[k] = _dot_row(Wt, k, prev)
+            for i in range(m):
+                for k in range(d_out):
+                    out[i, k] = _dot_row(Wt, k, prev[i])
         elif sparse_input:
-            _first_layer_sparse(out, W, csr[1], csr[2], csr[0][g], csr[0][g + 1], scale)
+            W = matrix_view(params, w_off[0], d_in, d_out)
+            for i in range(m):
+                g = rows[lo + i]
+                _first_layer_sparse(out[i], W, csr[1], csr[2], csr[0][g], csr[0][g + 1], scale)
         else:
-            row = inputs[r]
-            for j in range(d_in):
-                row[j] = X[g, j] * scale[j] + shift[j]
-            for j in range(d_in):
-                v = row[j]
-                if v != 0:
-                    _add_scaled_row(out, v, W, j)
-        bias_activation_inplace(out.reshape((1, d_out)), params[b_off[l]:b_off[l + 1]],
+            W = matrix_view(params, w_off[0], d_in, d_out)
+            for i in range(m):
+                g = rows[lo + i]
+                row = inputs[lo + i]
+                for j in range(d_in):
+                    row[j] = X[g, j] * scale[j] + shift[j]
+                for j in range(d_in):
+                    v = row[j]
+                    if v != 0:
+                        _add_scaled_row(out[i], v, W, j)
+        bias_activation_inplace(out, params[b_off[l]:b_off[l + 1]],
                                 activation if l < n_layers - 1 else IDENTITY)
-        prev = out
     k = layer_sizes[n_layers]
-    top = a_off[n_layers - 1] + r * k
-    loss, correct = softmax_cross_entropy(acts[top:top + k].reshape((1, k)), labels[r:r + 1],
-                                          grad_scale, deltas[top:top + k].reshape((1, k)))
+    top = a_off[n_layers - 1] + lo * k
+    loss, correct = softmax_cross_entropy(matrix_view(acts, top, m, k), labels[lo:hi],
+                                          grad_scale, matrix_view(deltas, top, m, k))
     for l in range(n_layers - 1, 0, -1):
         d_in, d_out = layer_sizes[l], layer_sizes[l + 1]
         Wt = matrix_view(wt, t_off[l], d_out, d_in)
-        upper = deltas[a_off[l] + r * d_out:a_off[l] + (r + 1) * d_out]
-        lower = deltas[a_off[l - 1] + r * d_in:a_off[l - 1] + (r + 1) * d_in]
+        upper = matrix_view(deltas, a_off[l] + lo * d_out, m, d_out)
+        lower = matrix_view(deltas, a_off[l - 1] + lo * d_in, m, d_in)
         lower[:] = 0
-        for k in range(d_out):
-            _add_scaled_row(lower, upper[k], Wt, k)
-        below = acts[a_off[l - 1] + r * d_in:a_off[l - 1] + (r + 1) * d_in]
-        activation_backward_inplace(lower.reshape((1, d_in)), below.reshape((1, d_in)),
+        for i in range(m):
+            below = lower[i]
+            for k in range(d_out):
+                _add_scaled_row(below, upper[i, k], Wt, k)
+        activation_backward_inplace(lower, matrix_view(acts, a_off[l - 1] + lo * d_in, m, d_in),
                                     activation)
     return loss, correct
 
 
 @njit(cache=True, error_model="numpy")
-def _parameter_row(task, n_rows, inputs, sparse_input, col_ptr, col_rows, col_values, net,
-                   offsets, t_off, wt_grads, acts, deltas, grads):
-    """Gradient of one block of parameters (region 2); returns its ``(lo, hi, is_weight)``.
+def _first_layer_gradient_block(block, n_blocks, n_rows, inputs, sparse_input, col_ptr,
+                                col_rows, col_values, net, offsets, deltas, grads, optimizer,
+                                state, scalars, hyper):
+    """Rows ``block, block + n_blocks, ...`` of the first layer's weight gradient, each
+    updated by the optimizer right after it is computed (region 2).
 
-    Tasks ``0 .. d_0 - 1`` are the rows of ``W_0``; then one task per later
-    layer's whole weight matrix; then one per bias vector.
+    Row ``j`` is ``dW_0[j, :] = sum_i X[i, j] dZ_1[i, :]``, summed in batch row
+    order over the nonzero inputs of column ``j`` only (compressed columns)
+    when the input is sparse.
     """
     params, layer_sizes, activation = net
     w_off, b_off, a_off = offsets
-    n_layers = layer_sizes.size - 1
-    base = 0
-    for l in range(1):
-        d_in, d_out = layer_sizes[l], layer_sizes[l + 1]
-        if task < base + d_in:
-            j = task - base
-            lo = w_off[l] + j * d_out
-            g = grads[lo:lo + d_out]
-            g[:] = 0
-            dZ = matrix_view(deltas, a_off[l], n_rows, d_out)
-            if l == 0 and sparse_input:
-                p, hi = col_ptr[j], col_ptr[j + 1]
-                while p + 4 <= hi:
-                    _add_scaled_rows4(g, col_values[p], col_rows[p], col_values[p + 1],
-                                      col_rows[p + 1], col_values[p + 2], col_rows[p + 2],
-                                      col_values[p + 3], col_rows[p + 3], dZ)
-                    p += 4
-                while p < hi:
-                    _add_scaled_row(g, col_values[p], dZ, col_rows[p])
-                    p += 1
-            else:
-                for i in range(n_rows):
-                    v = inputs[i, j]
-                    if v != 0:
-                        _add_scaled_row(g, v, dZ, i)
-            return lo, lo + d_out, True
-        base += d_in
-    for l in range(1, n_layers):
-        if task == base + l - 1:
-            # The whole of a later (small) layer: dW^T[k, :] = sum_i dZ[i, k] A[i, :]
-            # with contiguous rows, written back in W's layout.
-            d_in, d_out = layer_sizes[l], layer_sizes[l + 1]
-            A = matrix_view(acts, a_off[l - 1], n_rows, d_in)
-            dZ = matrix_view(deltas, a_off[l], n_rows, d_out)
-            gt = matrix_view(wt_grads, t_off[l], d_out, d_in)
-            gt[:] = 0
+    d_in, d_out = layer_sizes[0], layer_sizes[1]
+    dZ = matrix_view(deltas, a_off[0], n_rows, d_out)
+    for j in range(block, d_in, n_blocks):
+        lo = w_off[0] + j * d_out
+        g = grads[lo:lo + d_out]
+        g[:] = 0
+        if sparse_input:
+            p, hi = col_ptr[j], col_ptr[j + 1]
+            while p + 4 <= hi:
+                _add_scaled_rows4(g, col_values[p], col_rows[p], col_values[p + 1],
+                                  col_rows[p + 1], col_values[p + 2], col_rows[p + 2],
+                                  col_values[p + 3], col_rows[p + 3], dZ)
+                p += 4
+            while p < hi:
+                _add_scaled_row(g, col_values[p], dZ, col_rows[p])
+                p += 1
+        else:
             for i in range(n_rows):
-                for k in range(d_out):
-                    _add_scaled_row(gt[k], dZ[i, k], A, i)
-            lo = w_off[l]
-            g = matrix_view(grads, lo, d_in, d_out)
-            for k in range(d_out):
-                for j in range(d_in):
-                    g[j, k] = gt[k, j]
-            return lo, lo + d_in * d_out, True
-    base += n_layers - 1
-    l = task - base
+                v = inputs[i, j]
+                if v != 0:
+                    _add_scaled_row(g, v, dZ, i)
+        update_range(optimizer, params, grads, state, lo, lo + d_out, scalars, hyper.beta_1,
+                     hyper.beta_2, True)
+
+
+@njit(cache=True, error_model="numpy")
+def _bias_gradient(l, n_rows, net, offsets, deltas, grads, optimizer, state, scalars, hyper):
+    """``db_l = sum_i dZ_{l+1}[i, :]`` in row order, then its optimizer update (region 2)."""
+    params, layer_sizes, activation = net
+    w_off, b_off, a_off = offsets
     d_out = layer_sizes[l + 1]
     lo = b_off[l]
     g = grads[lo:lo + d_out]
@@ -241,7 +238,42 @@ def _parameter_row(task, n_rows, inputs, sparse_input, col_ptr, col_rows, col_va
     for i in range(n_rows):
         for k in range(d_out):
             g[k] += dZ[i, k]
-    return lo, lo + d_out, False
+    update_range(optimizer, params, grads, state, lo, lo + d_out, scalars, hyper.beta_1,
+                 hyper.beta_2, False)
+
+
+@njit(cache=True, error_model="numpy")
+def _later_layer_gradient(l, n_rows, net, offsets, t_off, acts, deltas, wt_grads, grads,
+                          optimizer, state, scalars, hyper):
+    """The whole weight gradient of a later (small) layer ``l >= 1`` and its update (region 2).
+
+    Computed transposed, ``dW_l^T[k, :] = sum_i dZ[i, k] A[i, :]`` (contiguous
+    rows, summed in row order), then written back in ``W_l``'s layout.
+    """
+    params, layer_sizes, activation = net
+    w_off, b_off, a_off = offsets
+    d_in, d_out = layer_sizes[l], layer_sizes[l + 1]
+    A = matrix_view(acts, a_off[l - 1], n_rows, d_in)
+    dZ = matrix_view(deltas, a_off[l], n_rows, d_out)
+    gt = matrix_view(wt_grads, t_off[l], d_out, d_in)
+    gt[:] = 0
+    for k in range(d_out):
+        row = gt[k]
+        i = 0
+        while i + 4 <= n_rows:
+            _add_scaled_rows4(row, dZ[i, k], i, dZ[i + 1, k], i + 1, dZ[i + 2, k], i + 2,
+                              dZ[i + 3, k], i + 3, A)
+            i += 4
+        while i < n_rows:
+            _add_scaled_row(row, dZ[i, k], A, i)
+            i += 1
+    lo = w_off[l]
+    g = matrix_view(grads, lo, d_in, d_out)
+    for j in range(d_in):
+        for k in range(d_out):
+            g[j, k] = gt[k, j]
+    update_range(optimizer, params, grads, state, lo, lo + d_in * d_out, scalars, hyper.beta_1,
+                 hyper.beta_2, True)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -261,14 +293,15 @@ def train_epoch_parallel(X, y, csr, order, normalization, net, optimizer, hyper,
     params, layer_sizes, activation = net
     scale = normalization.scale
     inputs, labels, acts, deltas = buffers.inputs, buffers.labels, buffers.acts, buffers.deltas
-    row_loss, row_correct, grads = buffers.row_loss, buffers.row_correct, buffers.grads
+    chunk_loss, chunk_correct, grads = buffers.chunk_loss, buffers.chunk_correct, buffers.grads
     col_ptr, col_rows, col_values = buffers.col_ptr, buffers.col_rows, buffers.col_values
     chunk_counts = buffers.chunk_counts
     capacity = labels.shape[0]
     w_off, b_off = parameter_offsets(layer_sizes)
     offsets = (w_off, b_off, activation_offsets(layer_sizes, capacity))
     n_layers = layer_sizes.size - 1
-    n_tasks = layer_sizes[0] + 2 * n_layers - 1
+    n_blocks = COLUMN_BLOCKS
+    n_tasks = n_blocks + 2 * n_layers - 1
     t_off = np.zeros(n_layers + 1, np.int64)  # W_l^T for l >= 1 in wt, W_0 not copied
     for l in range(1, n_layers):
         t_off[l + 1] = t_off[l] + layer_sizes[l] * layer_sizes[l + 1]
@@ -281,8 +314,9 @@ def train_epoch_parallel(X, y, csr, order, normalization, net, optimizer, hyper,
         n_rows = min(start + batch_size, n) - start
         grad_scale = 1.0 / n_rows
         per_chunk = (n_rows + n_chunks - 1) // n_chunks
+        rows = order[start:start + n_rows]
         for r in range(n_rows):
-            labels[r] = y[order[start + r]]
+            labels[r] = y[rows[r]]
         for l in range(1, n_layers):
             W = matrix_view(params, w_off[l], layer_sizes[l], layer_sizes[l + 1])
             Wt = matrix_view(wt, t_off[l], layer_sizes[l + 1], layer_sizes[l])
@@ -295,14 +329,13 @@ def train_epoch_parallel(X, y, csr, order, normalization, net, optimizer, hyper,
         for c in prange(n_chunks):
             counts = chunk_counts[c]
             counts[:] = 0
-            for r in range(c * per_chunk, min((c + 1) * per_chunk, n_rows)):
-                g = order[start + r]
-                loss, correct = _row_forward_backward(r, g, X, csr, normalization, inputs,
-                                                      sparse_input, net, offsets, wt, t_off,
-                                                      acts, deltas, labels, grad_scale)
-                row_loss[r] = loss
-                row_correct[r] = correct
-                if sparse_input:
+            lo, hi = min(c * per_chunk, n_rows), min((c + 1) * per_chunk, n_rows)
+            chunk_loss[c], chunk_correct[c] = _rows_forward_backward(
+                lo, hi, rows, X, csr, normalization, inputs, sparse_input, net, offsets, wt,
+                t_off, acts, deltas, labels, grad_scale)
+            if sparse_input:
+                for r in range(lo, hi):
+                    g = rows[r]
                     for p in range(csr[0][g], csr[0][g + 1]):
                         counts[csr[1][p]] += 1
         if sparse_input:
@@ -319,22 +352,28 @@ def train_epoch_parallel(X, y, csr, order, normalization, net, optimizer, hyper,
             for c in prange(n_chunks):
                 fill = chunk_counts[c]
                 for r in range(c * per_chunk, min((c + 1) * per_chunk, n_rows)):
-                    g = order[start + r]
+                    g = rows[r]
                     for p in range(csr[0][g], csr[0][g + 1]):
                         j = csr[1][p]
                         q = fill[j]
                         col_rows[q] = r
                         col_values[q] = csr[2][p] * scale[j]
                         fill[j] = q + 1
-        for r in range(n_rows):
-            loss_sum += row_loss[r]
-            n_correct += row_correct[r]
+        for c in range(n_chunks):
+            loss_sum += chunk_loss[c]
+            n_correct += chunk_correct[c]
         step += 1
         scalars = step_scalars(optimizer, step, hyper)
         for task in prange(n_tasks):
-            lo, hi, is_weight = _parameter_row(task, n_rows, inputs, sparse_input, col_ptr,
-                                               col_rows, col_values, net, offsets, t_off,
-                                               wt_grads, acts, deltas, grads)
-            update_range(optimizer, params, grads, state, lo, hi, scalars, hyper.beta_1,
-                         hyper.beta_2, is_weight)
+            if task < n_blocks:
+                _first_layer_gradient_block(task, n_blocks, n_rows, inputs, sparse_input,
+                                            col_ptr, col_rows, col_values, net, offsets,
+                                            deltas, grads, optimizer, state, scalars, hyper)
+            elif task < n_blocks + n_layers:
+                _bias_gradient(task - n_blocks, n_rows, net, offsets, deltas, grads, optimizer,
+                               state, scalars, hyper)
+            else:
+                _later_layer_gradient(task - n_blocks - n_layers + 1, n_rows, net, offsets,
+                                      t_off, acts, deltas, wt_grads, grads, optimizer, state,
+                                      scalars, hyper)
     return loss_sum, n_correct, step

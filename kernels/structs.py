@@ -41,13 +41,18 @@ TrainingBuffers = namedtuple("TrainingBuffers",
 #: Work buffers of :func:`fastann.kernels.fused.train_epoch_parallel`
 #: (shapes in :func:`parallel_buffer_shapes`).
 ParallelBuffers = namedtuple("ParallelBuffers",
-                             ["inputs", "labels", "acts", "deltas", "row_loss", "row_correct",
+                             ["inputs", "labels", "acts", "deltas", "chunk_loss", "chunk_correct",
                               "grads", "wt", "wt_grads", "col_ptr", "col_rows", "col_values",
                               "chunk_counts"])
 
 #: Rows of a mini-batch are processed in this many chunks by
 #: :func:`fastann.kernels.fused.train_epoch_parallel`, whatever the thread count.
 ROW_CHUNKS = 16
+
+#: The first layer's weight gradient is computed in this many blocks of input
+#: columns (block ``b`` holds columns ``b, b + COLUMN_BLOCKS, ...``, so that
+#: MNIST's empty border columns are spread over every block).
+COLUMN_BLOCKS = 32
 
 #: Work buffers of batched inference.
 PredictionBuffers = namedtuple("PredictionBuffers", ["inputs", "acts"])
@@ -231,8 +236,8 @@ def parallel_buffer_shapes(layer_sizes, capacity, sparse_input):
         "labels": ((capacity,), "int32"),
         "acts": ((acts,), "float"),
         "deltas": ((acts,), "float"),
-        "row_loss": ((capacity,), "float64"),
-        "row_correct": ((capacity,), "int64"),
+        "chunk_loss": ((ROW_CHUNKS,), "float64"),
+        "chunk_correct": ((ROW_CHUNKS,), "int64"),
         "grads": ((n_params,), "float"),
         "wt": ((n_later,), "float"),
         "wt_grads": ((n_later,), "float"),

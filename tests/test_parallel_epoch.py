@@ -109,12 +109,14 @@ def test_model_uses_the_parallel_epoch_for_sparse_input_and_small_later_layers(m
     small = CpuBackend([784, 128, 10], kernels.RELU, kernels.ADAM, norm, np.zeros(n, np.float32),
                        kernel="parallel")
     assert not CpuBackend([784, 128, 10], kernels.RELU, kernels.ADAM, norm,
-                          np.zeros(n, np.float32)).uses_parallel_epoch(128)
+                          np.zeros(n, np.float32), kernel="blas").uses_parallel_epoch(128)
+    assert CpuBackend([784, 128, 10], kernels.RELU, kernels.ADAM, norm,
+                      np.zeros(n, np.float32)).uses_parallel_epoch(128)      # auto
     assert small.uses_parallel_epoch(128) and small.input_is_sparse(X)
     assert not small.uses_parallel_epoch(5000)          # micro-batches: BLAS epoch
     n = kernels.parameter_offsets(np.array([784, 1024, 1024, 10]))[1][-1]
-    wide = CpuBackend([784, 1024, 1024, 10], kernels.RELU, kernels.ADAM, norm, kernel="parallel",
-                      np.zeros(n, np.float32))
+    wide = CpuBackend([784, 1024, 1024, 10], kernels.RELU, kernels.ADAM, norm,
+                      np.zeros(n, np.float32), kernel="parallel")
     assert not wide.uses_parallel_epoch(256)
 
 
@@ -125,3 +127,15 @@ def test_s_still_learns_mnist(mnist_subset):
                           cpu_kernel="parallel")
     model.fit(X, y)
     assert model.score(X_test, y_test) > 0.85
+
+
+def test_float32_loss_curve_matches_the_blas_epoch(mnist_subset):
+    """Same model, same seed: the parallel epoch's float32 losses follow the BLAS epoch's."""
+    X, y = mnist_subset
+    curves = []
+    for cpu_kernel in ("blas", "parallel"):
+        model = MLPClassifier(hidden_layer_sizes=(32,), epochs=4, batch_size=50, random_state=3,
+                              n_threads=1, cpu_kernel=cpu_kernel).fit(X, y)
+        curves.append([h["train_loss"] for h in model.history_])
+    assert curves[0][-1] < 0.5 * curves[0][0]      # it learns
+    np.testing.assert_allclose(curves[1], curves[0], rtol=1e-3)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
@@ -19,13 +20,16 @@ REPO = str(Path(__file__).parent.parent)
 
 
 class BlasThreads(Callback):
-    """Records the BLAS thread counts in force while the model trains."""
+    """Records the BLAS (``seen``) and Numba (``numba_seen``) thread counts in force
+    while the model trains."""
 
     def __init__(self):
         self.seen = set()
+        self.numba_seen = set()
 
     def on_train_batch_end(self, batch, logs=None):
         self.seen |= {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+        self.numba_seen.add(numba.get_num_threads())
         self.model.blas_threads_seen_ = max(self.seen)
 
 
@@ -35,11 +39,12 @@ def small():
     return X[:400], y[:400]
 
 
-def fit_and_watch(X, y, **params):
+def fit_and_watch(X, y, cpu_kernel="blas", **params):
+    """BLAS threads seen by a fit; with ``cpu_kernel="parallel"``, ``(BLAS, Numba)`` threads."""
     watch = BlasThreads()
-    MLPClassifier(hidden_layer_sizes=(8,), epochs=1, random_state=0, **params).fit(
-        X, y, callbacks=[watch])
-    return watch.seen
+    MLPClassifier(hidden_layer_sizes=(8,), epochs=1, random_state=0, cpu_kernel=cpu_kernel,
+                  **params).fit(X, y, callbacks=[watch])
+    return watch.seen if cpu_kernel == "blas" else (watch.seen, watch.numba_seen)
 
 
 def test_fit_keeps_a_threadpool_limit_in_force(small):
@@ -48,6 +53,17 @@ def test_fit_keeps_a_threadpool_limit_in_force(small):
         assert fit_and_watch(*small, n_threads=None) == {1}
         # An explicit n_threads still wins.
         assert fit_and_watch(*small, n_threads=2) == {2}
+
+
+@pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores to tell 1 thread from 2")
+def test_the_parallel_epoch_runs_the_thread_budget_on_numba_with_one_blas_thread(small):
+    """One pool works at a time: Numba gets the budget, BLAS is held to one thread."""
+    assert fit_and_watch(*small, cpu_kernel="parallel", n_threads=2) == ({1}, {2})
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert fit_and_watch(*small, cpu_kernel="parallel") == ({1}, {1})
+    previous = numba.get_num_threads()
+    fit_and_watch(*small, cpu_kernel="parallel", n_threads=1)
+    assert numba.get_num_threads() == previous         # restored after the fit
 
 
 def _clean_env(**extra):

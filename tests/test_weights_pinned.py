@@ -5,6 +5,8 @@ process (``OPENBLAS_CORETYPE=Haswell``), so the bits do not depend on which
 kernels OpenBLAS would pick for this CPU. The hashes were recorded with the
 code before the one-way redesign; a change that alters any of them changes the
 arithmetic (order of operations, a kernel, the random stream) and must say so.
+They pin the BLAS epoch (``cpu_kernel="blas"``); the parallel epoch's results
+do not depend on BLAS or the thread count (``tests/test_parallel_epoch.py``).
 """
 import json
 import os
@@ -43,7 +45,7 @@ configs = {
 }
 out = {}
 for name, params in configs.items():
-    model = MLPClassifier(random_state=0, **params).fit(X, y)
+    model = MLPClassifier(random_state=0, cpu_kernel="blas", **params).fit(X, y)
     h = hashlib.sha256()
     for a in list(model.coefs_) + list(model.intercepts_):
         h.update(np.ascontiguousarray(a).tobytes())

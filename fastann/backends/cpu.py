@@ -23,6 +23,9 @@ SPARSE_INPUT_MAX_DENSITY = 0.5
 # 4,096). Wider layers (784-1024-1024-10) go to BLAS.
 SMALL_LAYER_WEIGHTS = 16384
 
+#: The ``kernel`` choices of :class:`CpuBackend`.
+KERNELS = ("auto", "blas", "parallel")
+
 
 def allocate(shapes, dtype, zeros=np.zeros):
     """Arrays for ``{name: (shape, kind)}`` (see :func:`fastann.kernels.training_buffer_shapes`).
@@ -58,10 +61,11 @@ class CpuBackend:
         while gathering each mini-batch.
     image_shape : tuple (height, width), optional
         The rows' image shape, needed with ``augment``.
-    kernel : {"blas", "parallel"}, default="blas"
-        The epoch kernel for sparse input with small later layers:
-        ``"parallel"`` takes :func:`fastann.kernels.train_epoch_parallel`
-        (see :meth:`uses_parallel_epoch`); other networks always use the BLAS epoch.
+    kernel : {"auto", "blas", "parallel"}, default="auto"
+        ``"auto"`` and ``"parallel"`` take :func:`fastann.kernels.train_epoch_parallel`
+        where it applies (:meth:`uses_parallel_epoch`: sparse input, small later
+        layers, no sample weights, dropout or augmentation); everything else,
+        and ``"blas"``, trains with :func:`fastann.kernels.train_epoch`.
 
     With sample weights (:meth:`load_data`), dropout or augmentation the epoch
     runs :func:`fastann.kernels.train_epoch_with_options`; otherwise
@@ -70,15 +74,14 @@ class CpuBackend:
 
     def __init__(self, layer_sizes, activation, optimizer, normalization, params,
                  optimizer_state=None, n_threads=None, dropout=None, augment=None,
-                 image_shape=None, kernel="blas"):
+                 image_shape=None, kernel="auto"):
         self.layer_sizes = np.asarray(layer_sizes, np.int64)
         self.activation = int(activation)
         self.optimizer = int(optimizer)
         self.normalization = normalization
         self.params = params
         self.n_threads = n_threads
-        self.configure(dropout, augment, image_shape)
-        self.kernel = kernel
+        self.configure(dropout, augment, image_shape, kernel)
         sizes = kernels.optimizer_state_sizes(self.optimizer, params.size)
         self.state = kernels.OptimizerState(**{name: np.zeros(size, params.dtype)
                                                for name, size in sizes.items()})
@@ -91,8 +94,12 @@ class CpuBackend:
     def network(self):
         return kernels.Network(self.params, self.layer_sizes, self.activation)
 
-    def configure(self, dropout=None, augment=None, image_shape=None):
-        """Set the dropout rates and augmentation (as in the constructor) for later :meth:`load_data`."""
+    def configure(self, dropout=None, augment=None, image_shape=None, kernel="auto"):
+        """Set the dropout rates, augmentation and kernel (as in the constructor) for later
+        :meth:`load_data`."""
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+        self.kernel = kernel
         self.dropout = None if dropout is None or not np.any(dropout) else tuple(dropout)
         self.augment = augment or kernels.NO_AUGMENT
         self.image_shape = image_shape
@@ -133,12 +140,12 @@ class CpuBackend:
     def uses_parallel_epoch(self, batch_size):
         """Whether sparse input trains with :func:`fastann.kernels.train_epoch_parallel`.
 
-        With ``kernel="parallel"``, when a batch fits the buffers (no
+        Unless ``kernel="blas"``, when a batch fits the buffers (no
         micro-batches) and every layer after the first has at most
         ``SMALL_LAYER_WEIGHTS`` weights.
         """
         sizes = [int(s) for s in self.layer_sizes]
-        return (self.kernel == "parallel" and batch_size <= MAX_BUFFER_ROWS
+        return (self.kernel != "blas" and batch_size <= MAX_BUFFER_ROWS
                 and all(a * b <= SMALL_LAYER_WEIGHTS for a, b in zip(sizes[1:-1], sizes[2:])))
 
     def input_is_sparse(self, X):

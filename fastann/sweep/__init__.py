@@ -57,6 +57,8 @@ def add_arguments(parser):
                        help="random_state of every trial, and the seed that draws --trials")
     sweep.add_argument("--threads", type=positive_int, default=None,
                        help="BLAS threads per trial (default: the worker's limit, one)")
+    sweep.add_argument("--cpu-kernel", choices=("auto", "blas", "parallel"), default="auto",
+                       help="CPU epoch of every trial (as in fastann train)")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
