@@ -11,6 +11,7 @@ stays bounded by ``capacity`` rows whatever the batch size.
 import numpy as np
 from numba import njit
 
+from .denormals import flush_denormals, restore_denormals
 from .batching import gather_batch
 from .loss import log_softmax_inplace, softmax_cross_entropy
 from .network import (activation_offsets, backward_with_offsets, forward_with_offsets,
@@ -134,6 +135,7 @@ def train_epoch(X, y, order, normalization, net, optimizer, hyper, step, batch_s
     step : int
         Updates made so far, including this epoch's.
     """
+    saved_mxcsr = flush_denormals()  # see fastann.kernels.denormals
     params, layer_sizes, activation = net
     scale, shift = normalization
     grads, grad_sum, inputs, labels = buffers.grads, buffers.grad_sum, buffers.inputs, buffers.labels
@@ -181,6 +183,7 @@ def train_epoch(X, y, order, normalization, net, optimizer, hyper, step, batch_s
         if micro_stop == stop:
             step += 1
             apply_update(optimizer, params, grads, state, step, hyper, n_weights)
+    restore_denormals(saved_mxcsr)
     return loss_sum, n_correct, step
 
 

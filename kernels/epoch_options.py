@@ -26,6 +26,7 @@ its index in ``order`` (:mod:`fastann.kernels.streams`).
 """
 from numba import njit
 
+from .denormals import flush_denormals, restore_denormals
 from .activations import IDENTITY
 from .augment import NO_AUGMENT, gather_augmented_batch
 from .batching import gather_batch
@@ -60,6 +61,7 @@ def train_epoch_with_options(X, y, order, normalization, net, optimizer, hyper, 
     step : int
         Updates made so far, including this epoch's.
     """
+    saved_mxcsr = flush_denormals()  # see fastann.kernels.denormals
     params, layer_sizes, activation = net
     scale, shift = normalization
     grads, grad_sum, inputs, labels = buffers.grads, buffers.grad_sum, buffers.inputs, buffers.labels
@@ -133,4 +135,5 @@ def train_epoch_with_options(X, y, order, normalization, net, optimizer, hyper, 
         if micro_stop == stop:
             step += 1
             apply_update(optimizer, params, grads, state, step, hyper, n_weights)
+    restore_denormals(saved_mxcsr)
     return loss_sum, n_correct, step

@@ -4,24 +4,26 @@ For networks whose layers after the first are small (MNIST's 784-128-10,
 784-64-64-10: their weights stay in each core's cache), every mini-batch step
 is two parallel regions of Numba's own thread pool and nothing else:
 
-1. **Rows** (``prange`` over the batch's samples): gather the row, run it
-   forward through every layer (the first layer from its nonzero inputs only
-   when the input is sparse), softmax cross-entropy, and back-propagate the
-   row's error to every hidden layer. Rows are independent, so this needs no
-   reduction.
-2. **Parameter rows** (``prange`` over every row of every weight matrix, plus
-   one task per bias vector): the row of the weight gradient,
-   ``dW_l[j, :] = sum_i A_l[i, j] dZ_{l+1}[i, :]`` (sums in row order; for a
-   sparse first layer over the batch transposed to compressed columns, so only
-   nonzero inputs are visited), then at once the optimizer update of that
-   parameter row (:func:`fastann.kernels.optimizers.update_range`) while it is
-   still in L1 cache. Later layers are small: one task each, computed
-   transposed so that every inner loop runs over a contiguous row.
+1. **Rows** (``prange`` over :data:`~fastann.kernels.structs.ROW_CHUNKS`
+   fixed chunks of the batch's rows): gather, run every layer forward over
+   the chunk (the first layer from each row's nonzero inputs only when the
+   input is sparse), softmax cross-entropy, and back-propagate the error to
+   every hidden layer. Rows are independent, so this needs no reduction.
+2. **Parameters** (``prange`` over tasks): :data:`~fastann.kernels.structs.COLUMN_BLOCKS`
+   interleaved blocks of the first layer's weight rows,
+   ``dW_0[j, :] = sum_i X[i, j] dZ_1[i, :]`` (summed in row order; for sparse
+   input over the batch transposed to compressed columns, so only nonzero
+   inputs are visited), each row updated by the optimizer
+   (:func:`fastann.kernels.optimizers.update_range`) while it is still in L1
+   cache; then one task per bias vector and one per later (small) layer, whose
+   gradient is computed transposed so that every inner loop runs over a
+   contiguous row.
 
 With a sparse first layer the dataset's nonzeros are compressed once per fit
-(:func:`compressed_rows`); each step transposes the mini-batch's nonzeros to
-compressed columns in parallel, in a fixed number of row chunks
-(:data:`~fastann.kernels.structs.ROW_CHUNKS`).
+(:func:`compressed_rows`); between the two regions the calling thread
+transposes the mini-batch's nonzeros to compressed columns
+(:func:`_compressed_columns`). Denormals are flushed to zero on every thread
+while the kernel runs (:mod:`fastann.kernels.denormals`).
 
 Only the innermost loops (scaled row additions, dot products) are compiled
 with fast-math flags, each as a function of its own: Numba compiles a callee
@@ -39,6 +41,7 @@ cross-entropy as in :mod:`fastann.kernels.loss`; optimizers as in
 import numpy as np
 from numba import njit, prange
 
+from .denormals import flush_denormals, restore_denormals
 from .activations import IDENTITY, activation_backward_inplace, bias_activation_inplace
 from .loss import softmax_cross_entropy
 from .network import activation_offsets, matrix_view, parameter_offsets
@@ -276,6 +279,40 @@ def _later_layer_gradient(l, n_rows, net, offsets, t_off, acts, deltas, wt_grads
                  hyper.beta_2, True)
 
 
+@njit(cache=True, error_model="numpy")
+def _compressed_columns(rows, csr, scale, col_ptr, col_rows, col_values, fill):
+    """The mini-batch's nonzeros as compressed columns, scaled by the normalization.
+
+    Batch row ``r`` is dataset row ``rows[r]`` of ``csr`` (:func:`compressed_rows`);
+    column ``j``'s entries ``col_ptr[j] .. col_ptr[j + 1] - 1`` hold the batch
+    rows (ascending) in ``col_rows`` and ``value * scale[j]`` in ``col_values``.
+    ``fill`` is an int64 work array of one entry per column. Serial: filled
+    from two threads, neighbouring entries of a column written by different
+    cores made it 4.5x slower (false sharing; workload T, 2 cores).
+    """
+    row_ptr, index, value = csr
+    fill[:] = 0
+    for r in range(rows.size):
+        g = rows[r]
+        for p in range(row_ptr[g], row_ptr[g + 1]):
+            fill[index[p]] += 1
+    offset = 0
+    for j in range(fill.size):
+        col_ptr[j] = offset
+        here = fill[j]
+        fill[j] = offset
+        offset += here
+    col_ptr[fill.size] = offset
+    for r in range(rows.size):
+        g = rows[r]
+        for p in range(row_ptr[g], row_ptr[g + 1]):
+            j = index[p]
+            q = fill[j]
+            col_rows[q] = r
+            col_values[q] = value[p] * scale[j]
+            fill[j] = q + 1
+
+
 @njit(cache=True, error_model="numpy", parallel=True)
 def train_epoch_parallel(X, y, csr, order, normalization, net, optimizer, hyper, step,
                          batch_size, state, buffers, sparse_input):
@@ -290,12 +327,13 @@ def train_epoch_parallel(X, y, csr, order, normalization, net, optimizer, hyper,
     Mathematically the same epoch; sums run in another order, so results agree
     with the BLAS path to rounding, and do not depend on the thread count.
     """
+    saved_mxcsr = flush_denormals()  # see fastann.kernels.denormals
     params, layer_sizes, activation = net
     scale = normalization.scale
     inputs, labels, acts, deltas = buffers.inputs, buffers.labels, buffers.acts, buffers.deltas
     chunk_loss, chunk_correct, grads = buffers.chunk_loss, buffers.chunk_correct, buffers.grads
     col_ptr, col_rows, col_values = buffers.col_ptr, buffers.col_rows, buffers.col_values
-    chunk_counts = buffers.chunk_counts
+    col_fill = buffers.col_fill
     capacity = labels.shape[0]
     w_off, b_off = parameter_offsets(layer_sizes)
     offsets = (w_off, b_off, activation_offsets(layer_sizes, capacity))
@@ -309,7 +347,7 @@ def train_epoch_parallel(X, y, csr, order, normalization, net, optimizer, hyper,
     n = order.size
     loss_sum = 0.0
     n_correct = 0
-    n_chunks = chunk_counts.shape[0]
+    n_chunks = chunk_loss.shape[0]
     for start in range(0, n, batch_size):
         n_rows = min(start + batch_size, n) - start
         grad_scale = 1.0 / n_rows
@@ -323,48 +361,24 @@ def train_epoch_parallel(X, y, csr, order, normalization, net, optimizer, hyper,
             for j in range(layer_sizes[l]):
                 for k in range(layer_sizes[l + 1]):
                     Wt[k, j] = W[j, k]
-        # Region 1: rows, in a fixed number of chunks (so the column order
-        # below does not depend on the thread count); each chunk also counts
-        # its nonzeros per input column.
+        # Region 1: rows, in a fixed number of chunks (so that no sum depends
+        # on the thread count).
         for c in prange(n_chunks):
-            counts = chunk_counts[c]
-            counts[:] = 0
+            worker_mxcsr = flush_denormals()
             lo, hi = min(c * per_chunk, n_rows), min((c + 1) * per_chunk, n_rows)
             chunk_loss[c], chunk_correct[c] = _rows_forward_backward(
                 lo, hi, rows, X, csr, normalization, inputs, sparse_input, net, offsets, wt,
                 t_off, acts, deltas, labels, grad_scale)
-            if sparse_input:
-                for r in range(lo, hi):
-                    g = rows[r]
-                    for p in range(csr[0][g], csr[0][g + 1]):
-                        counts[csr[1][p]] += 1
+            restore_denormals(worker_mxcsr)
         if sparse_input:
-            # Where each chunk's entries of each column go (columns in order,
-            # chunks in order within a column), then fill them in parallel.
-            offset = 0
-            for j in range(layer_sizes[0]):
-                col_ptr[j] = offset
-                for c in range(n_chunks):
-                    here = chunk_counts[c, j]
-                    chunk_counts[c, j] = offset
-                    offset += here
-            col_ptr[layer_sizes[0]] = offset
-            for c in prange(n_chunks):
-                fill = chunk_counts[c]
-                for r in range(c * per_chunk, min((c + 1) * per_chunk, n_rows)):
-                    g = rows[r]
-                    for p in range(csr[0][g], csr[0][g + 1]):
-                        j = csr[1][p]
-                        q = fill[j]
-                        col_rows[q] = r
-                        col_values[q] = csr[2][p] * scale[j]
-                        fill[j] = q + 1
+            _compressed_columns(rows, csr, scale, col_ptr, col_rows, col_values, col_fill)
         for c in range(n_chunks):
             loss_sum += chunk_loss[c]
             n_correct += chunk_correct[c]
         step += 1
         scalars = step_scalars(optimizer, step, hyper)
         for task in prange(n_tasks):
+            worker_mxcsr = flush_denormals()
             if task < n_blocks:
                 _first_layer_gradient_block(task, n_blocks, n_rows, inputs, sparse_input,
                                             col_ptr, col_rows, col_values, net, offsets,
@@ -376,4 +390,6 @@ def train_epoch_parallel(X, y, csr, order, normalization, net, optimizer, hyper,
                 _later_layer_gradient(task - n_blocks - n_layers + 1, n_rows, net, offsets,
                                       t_off, acts, deltas, wt_grads, grads, optimizer, state,
                                       scalars, hyper)
+            restore_denormals(worker_mxcsr)
+    restore_denormals(saved_mxcsr)
     return loss_sum, n_correct, step

@@ -43,7 +43,7 @@ TrainingBuffers = namedtuple("TrainingBuffers",
 ParallelBuffers = namedtuple("ParallelBuffers",
                              ["inputs", "labels", "acts", "deltas", "chunk_loss", "chunk_correct",
                               "grads", "wt", "wt_grads", "col_ptr", "col_rows", "col_values",
-                              "chunk_counts"])
+                              "col_fill"])
 
 #: Rows of a mini-batch are processed in this many chunks by
 #: :func:`fastann.kernels.fused.train_epoch_parallel`, whatever the thread count.
@@ -244,5 +244,5 @@ def parallel_buffer_shapes(layer_sizes, capacity, sparse_input):
         "col_ptr": ((sizes[0] + 1 if sparse_input else 1,), "int64"),
         "col_rows": ((nnz,), "int32"),
         "col_values": ((nnz,), "float"),
-        "chunk_counts": ((ROW_CHUNKS, sizes[0] if sparse_input else 1), "int64"),
+        "col_fill": ((sizes[0] if sparse_input else 1,), "int64"),
     }
