@@ -141,13 +141,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     cpu_kernel : {"auto", "blas", "parallel"}, default="auto"
         The CPU epoch. ``parallel`` (:func:`fastann.kernels.train_epoch_parallel`)
         runs the whole step on Numba's threads without BLAS, multiplying only
-        the nonzero inputs in the first layer; it applies to sparse input
-        (at most half nonzero: MNIST is 19%) with small later layers
-        (at most 16,384 weights each), without sample weights, dropout or
-        augmentation, and otherwise falls back to ``blas``, the epoch whose
-        matrix products call BLAS. ``auto`` takes ``parallel`` wherever it
-        applies: it was faster on every measured workload but one
-        (``benchmarks/README.md``). Results do not depend on the thread count.
+        the nonzero inputs in the first layer; its results do not depend on
+        the thread count. It applies to input at most half nonzero with small
+        later layers (at most 16,384 weights each), without sample weights,
+        dropout or augmentation; elsewhere ``blas`` trains, the epoch whose
+        matrix products call BLAS. ``auto`` takes ``parallel`` where it
+        applies and the input is at most 30% nonzero (MNIST: 19%;
+        Fashion-MNIST, 49%, was faster with ``blas``); README, "Threads".
     verbose : int, default=0
         0 silent, 1 one line per epoch, 2 also a progress bar per epoch.
 

@@ -17,6 +17,10 @@ MAX_BUFFER_ROWS = 1024
 # 784-128-10 batch 32: 0.45 -> 0.39; 784-64-64-10 sigmoid: 0.37 -> 0.30;
 # with 2 BLAS threads dense was faster (0.32 vs 0.40, 0.20 vs 0.30).
 SPARSE_INPUT_MAX_DENSITY = 0.5
+# kernel="auto" takes the parallel epoch for inputs at most this dense. Measured
+# (2-core Xeon, 2 threads, 784-128-10 Adam batch 128, s/epoch parallel vs BLAS):
+# MNIST (0.19 nonzero) 0.16 vs 0.20; Fashion-MNIST (0.49) 0.51 vs 0.32.
+PARALLEL_MAX_DENSITY = 0.3
 # Layers after the first with at most this many weights are "small": their
 # weights stay in cache, so the parallel BLAS-free epoch
 # (fastann.kernels.fused) runs them row by row (784-128-10: 1,280; 784-64-64-10:
@@ -118,7 +122,9 @@ class CpuBackend:
         capacity = max(1, min(batch_size, MAX_BUFFER_ROWS))
         has_options = sample_weight is not None or self.dropout is not None or bool(self.augment)
         self._options = None
-        if not has_options and self.uses_parallel_epoch(batch_size) and self.input_is_sparse(X):
+        max_density = PARALLEL_MAX_DENSITY if self.kernel == "auto" else SPARSE_INPUT_MAX_DENSITY
+        if (not has_options and self.uses_parallel_epoch(batch_size)
+                and self.input_is_sparse(X, max_density)):
             loaded = self._data
             csr = loaded[5] if loaded is not None and loaded[0] is X else \
                 kernels.compressed_rows(np.ascontiguousarray(X))
@@ -148,17 +154,17 @@ class CpuBackend:
         return (self.kernel != "blas" and batch_size <= MAX_BUFFER_ROWS
                 and all(a * b <= SMALL_LAYER_WEIGHTS for a, b in zip(sizes[1:-1], sizes[2:])))
 
-    def input_is_sparse(self, X):
+    def input_is_sparse(self, X, max_density=SPARSE_INPUT_MAX_DENSITY):
         """Whether the first layer can run on nonzero inputs only (:mod:`fastann.kernels.sparse`).
 
-        When normalization keeps zeros at zero and at most
-        ``SPARSE_INPUT_MAX_DENSITY`` of the inputs (estimated on up to 2,000
-        rows) are nonzero; MNIST's density is 0.19, Fashion-MNIST's about 0.5.
+        When normalization keeps zeros at zero and at most ``max_density`` of
+        the inputs (estimated on up to 2,000 rows) are nonzero; MNIST's density
+        is 0.19, Fashion-MNIST's 0.49.
         """
         if np.any(self.normalization.shift != 0):
             return False
         sample = X[:2000]
-        return np.count_nonzero(sample) <= SPARSE_INPUT_MAX_DENSITY * sample.size
+        return np.count_nonzero(sample) <= max_density * sample.size
 
     def wants_sparse_input(self, X):
         """Whether the BLAS epoch should take the sparse first layer: sparse input and one thread.
