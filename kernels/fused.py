@@ -10,20 +10,19 @@ is two parallel regions of Numba's own thread pool and nothing else:
    input is sparse), softmax cross-entropy, and back-propagate the error to
    every hidden layer. Rows are independent, so this needs no reduction.
 2. **Parameters** (``prange`` over tasks): :data:`~fastann.kernels.structs.COLUMN_BLOCKS`
-   interleaved blocks of the first layer's weight rows,
-   ``dW_0[j, :] = sum_i X[i, j] dZ_1[i, :]`` (summed in row order; for sparse
-   input over the batch transposed to compressed columns, so only nonzero
-   inputs are visited), each row updated by the optimizer
-   (:func:`fastann.kernels.optimizers.update_range`) while it is still in L1
-   cache; then one task per bias vector and one per later (small) layer, whose
-   gradient is computed transposed so that every inner loop runs over a
-   contiguous row.
+   contiguous blocks of the first layer's weight rows,
+   ``dW_0[j, :] = sum_i X[i, j] dZ_1[i, :]``, accumulated over the batch rows
+   in order (for sparse input from each row's nonzeros in the block only),
+   the block staying in L1 cache until the optimizer has updated it
+   (:func:`fastann.kernels.optimizers.update_range`); then one task per bias
+   vector and one per later (small) layer, whose gradient is computed
+   transposed so that every inner loop runs over a contiguous row.
 
 With a sparse first layer the dataset's nonzeros are compressed once per fit
-(:func:`compressed_rows`); between the two regions the calling thread
-transposes the mini-batch's nonzeros to compressed columns
-(:func:`_compressed_columns`). Denormals are flushed to zero on every thread
-while the kernel runs (:mod:`fastann.kernels.denormals`).
+(:func:`compressed_rows`, which also records where each row's nonzeros enter
+each column block). The rows of the next mini-batches are prefetched
+(:mod:`fastann.kernels.prefetch`), and denormals are flushed to zero on every
+thread while the kernel runs (:mod:`fastann.kernels.denormals`).
 
 Only the innermost loops (scaled row additions, dot products) are compiled
 with fast-math flags, each as a function of its own: Numba compiles a callee
@@ -50,12 +49,14 @@ from .prefetch import prefetch
 from .structs import COLUMN_BLOCKS
 
 
-def compressed_rows(X):
+def compressed_rows(X, n_blocks=COLUMN_BLOCKS):
     """The nonzeros of ``X`` in compressed sparse rows, built once per ``fit``.
 
     Parameters
     ----------
     X : ndarray, shape (n_samples, n_features), uint8 or float, C-contiguous
+    n_blocks : int
+        Number of contiguous column blocks whose start in each row is recorded.
 
     Returns
     -------
@@ -64,6 +65,9 @@ def compressed_rows(X):
         Column of each nonzero, ascending within a row.
     value : ndarray, shape (nnz,), dtype of ``X``
         The raw values (normalization is applied where they are used).
+    block_start : ndarray, shape (n_samples, n_blocks + 1), int32
+        Row ``i``'s nonzeros in columns ``[b * d // n_blocks, (b + 1) * d // n_blocks)``
+        are ``index[row_ptr[i] + block_start[i, b]:row_ptr[i] + block_start[i, b + 1]]``.
 
     Notes
     -----
@@ -77,7 +81,22 @@ def compressed_rows(X):
     index = np.empty(row_ptr[-1], np.int32)
     value = np.empty(row_ptr[-1], X.dtype)
     _fill_rows(X, row_ptr, index, value)
-    return row_ptr, index, value
+    block_start = np.empty((X.shape[0], n_blocks + 1), np.int32)
+    _block_starts(X.shape[1], row_ptr, index, block_start)
+    return row_ptr, index, value, block_start
+
+
+@njit(cache=True, error_model="numpy")
+def _block_starts(d, row_ptr, index, block_start):
+    """Fill ``block_start`` of :func:`compressed_rows`."""
+    n_blocks = block_start.shape[1] - 1
+    for i in range(block_start.shape[0]):
+        p = row_ptr[i]
+        for b in range(n_blocks + 1):
+            j = b * d // n_blocks
+            while p < row_ptr[i + 1] and index[p] < j:
+                p += 1
+            block_start[i, b] = p - row_ptr[i]
 
 
 @njit(cache=True, error_model="numpy")
@@ -120,6 +139,15 @@ def _add_scaled_rows4(out, v0, j0, v1, j1, v2, j2, v3, j3, W):
     for four rows, so ``out`` is loaded and stored a quarter as often."""
     for k in range(out.size):
         out[k] += (v0 * W[j0, k] + v1 * W[j1, k]) + (v2 * W[j2, k] + v3 * W[j3, k])
+
+
+@njit(cache=True, error_model="numpy", fastmath=FASTMATH)
+def _add_scaled_to_rows2(out0, out1, v0, v1, x):
+    """``out0 += v0 * x`` and ``out1 += v1 * x`` in one pass over ``x``."""
+    for k in range(x.size):
+        xk = x[k]
+        out0[k] += v0 * xk
+        out1[k] += v1 * xk
 
 
 @njit(cache=True, error_model="numpy", fastmath=FASTMATH)
@@ -213,41 +241,67 @@ def _rows_forward_backward(lo, hi, rows, X, csr, normalization, inputs, sparse_i
 
 
 @njit(cache=True, error_model="numpy")
-def _first_layer_gradient_block(block, n_blocks, n_rows, inputs, sparse_input, col_ptr,
-                                col_rows, col_values, net, offsets, deltas, grads, optimizer,
-                                state, scalars, hyper):
-    """Rows ``block, block + n_blocks, ...`` of the first layer's weight gradient, each
-    updated by the optimizer right after it is computed (region 2).
+def _first_layer_gradient_dense(block, n_blocks, n_rows, inputs, net, offsets, deltas, grads,
+                                optimizer, state, scalars, hyper):
+    """:func:`_first_layer_gradient_sparse` for dense input (the normalized batch in ``inputs``).
 
     Row ``j`` is ``dW_0[j, :] = sum_i X[i, j] dZ_1[i, :]``, summed in batch row
-    order over the nonzero inputs of column ``j`` only (compressed columns)
-    when the input is sparse.
+    order over the rows whose input ``j`` is nonzero.
     """
     params, layer_sizes, activation = net
     w_off, b_off, a_off = offsets
     d_in, d_out = layer_sizes[0], layer_sizes[1]
+    j_lo, j_hi = block * d_in // n_blocks, (block + 1) * d_in // n_blocks
+    lo, hi = w_off[0] + j_lo * d_out, w_off[0] + j_hi * d_out
     dZ = matrix_view(deltas, a_off[0], n_rows, d_out)
-    for j in range(block, d_in, n_blocks):
-        lo = w_off[0] + j * d_out
-        g = grads[lo:lo + d_out]
+    for j in range(j_lo, j_hi):
+        g = grads[w_off[0] + j * d_out:w_off[0] + (j + 1) * d_out]
         g[:] = 0
-        if sparse_input:
-            p, hi = col_ptr[j], col_ptr[j + 1]
-            while p + 4 <= hi:
-                _add_scaled_rows4(g, col_values[p], col_rows[p], col_values[p + 1],
-                                  col_rows[p + 1], col_values[p + 2], col_rows[p + 2],
-                                  col_values[p + 3], col_rows[p + 3], dZ)
-                p += 4
-            while p < hi:
-                _add_scaled_row(g, col_values[p], dZ, col_rows[p])
-                p += 1
-        else:
-            for i in range(n_rows):
-                v = inputs[i, j]
-                if v != 0:
-                    _add_scaled_row(g, v, dZ, i)
-        update_range(optimizer, params, grads, state, lo, lo + d_out, scalars, hyper.beta_1,
-                     hyper.beta_2, True)
+        for i in range(n_rows):
+            v = inputs[i, j]
+            if v != 0:
+                _add_scaled_row(g, v, dZ, i)
+    update_range(optimizer, params, grads, state, lo, hi, scalars, hyper.beta_1, hyper.beta_2,
+                 True)
+
+
+@njit(cache=True, error_model="numpy")
+def _first_layer_gradient_sparse(block, n_blocks, rows, csr, scale, net, offsets, deltas, grads,
+                                 optimizer, state, scalars, hyper):
+    """Rows ``j_lo .. j_hi - 1`` (column block ``block``) of the first layer's weight
+    gradient from the batch's nonzero inputs, then their optimizer update (region 2).
+
+    ``dW_0[j, :] = sum_i X[i, j] dZ_1[i, :]``, accumulated over the batch rows
+    in order: each row's nonzeros in the block (``block_start`` of
+    :func:`compressed_rows`) add its error row to theirs. The block's rows of
+    ``dW_0`` (``(j_hi - j_lo) * d_1`` floats) stay in L1 cache meanwhile.
+    """
+    params, layer_sizes, activation = net
+    w_off, b_off, a_off = offsets
+    row_ptr, index, value, block_start = csr
+    d_in, d_out = layer_sizes[0], layer_sizes[1]
+    j_lo, j_hi = block * d_in // n_blocks, (block + 1) * d_in // n_blocks
+    lo, hi = w_off[0] + j_lo * d_out, w_off[0] + j_hi * d_out
+    if lo == hi:
+        return
+    G = matrix_view(grads, lo, j_hi - j_lo, d_out)
+    G[:] = 0
+    dZ = matrix_view(deltas, a_off[0], rows.size, d_out)
+    for r in range(rows.size):
+        g = rows[r]
+        start = row_ptr[g]
+        p, end = start + block_start[g, block], start + block_start[g, block + 1]
+        dz = dZ[r]
+        while p + 2 <= end:
+            j0, j1 = index[p], index[p + 1]
+            _add_scaled_to_rows2(G[j0 - j_lo], G[j1 - j_lo], value[p] * scale[j0],
+                                 value[p + 1] * scale[j1], dz)
+            p += 2
+        if p < end:
+            j = index[p]
+            _add_scaled_row(G[j - j_lo], value[p] * scale[j], dZ, r)
+    update_range(optimizer, params, grads, state, lo, hi, scalars, hyper.beta_1, hyper.beta_2,
+                 True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -309,7 +363,7 @@ def _prefetch_next_rows(order, lo, hi, batch_size, csr, y):
     offsets were prefetched a step earlier; the row offsets and labels two
     batches ahead (:mod:`fastann.kernels.prefetch`).
     """
-    row_ptr, index, value = csr
+    row_ptr, index, value, block_start = csr
     n = order.size
     for position in range(lo, min(hi, n)):
         g = order[position]
@@ -321,40 +375,8 @@ def _prefetch_next_rows(order, lo, hi, batch_size, csr, y):
         g = order[position]
         prefetch(row_ptr, g)
         prefetch(y, g)
-
-
-@njit(cache=True, error_model="numpy")
-def _compressed_columns(rows, csr, scale, col_ptr, col_rows, col_values, fill):
-    """The mini-batch's nonzeros as compressed columns, scaled by the normalization.
-
-    Batch row ``r`` is dataset row ``rows[r]`` of ``csr`` (:func:`compressed_rows`);
-    column ``j``'s entries ``col_ptr[j] .. col_ptr[j + 1] - 1`` hold the batch
-    rows (ascending) in ``col_rows`` and ``value * scale[j]`` in ``col_values``.
-    ``fill`` is an int64 work array of one entry per column. Serial: filled
-    from two threads, neighbouring entries of a column written by different
-    cores made it 4.5x slower (false sharing; workload T, 2 cores).
-    """
-    row_ptr, index, value = csr
-    fill[:] = 0
-    for r in range(rows.size):
-        g = rows[r]
-        for p in range(row_ptr[g], row_ptr[g + 1]):
-            fill[index[p]] += 1
-    offset = 0
-    for j in range(fill.size):
-        col_ptr[j] = offset
-        here = fill[j]
-        fill[j] = offset
-        offset += here
-    col_ptr[fill.size] = offset
-    for r in range(rows.size):
-        g = rows[r]
-        for p in range(row_ptr[g], row_ptr[g + 1]):
-            j = index[p]
-            q = fill[j]
-            col_rows[q] = r
-            col_values[q] = value[p] * scale[j]
-            fill[j] = q + 1
+        prefetch(block_start[g], 0)
+        prefetch(block_start[g], block_start.shape[1] - 1)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -376,8 +398,6 @@ def train_epoch_parallel(X, y, csr, order, normalization, net, optimizer, hyper,
     scale = normalization.scale
     inputs, labels, acts, deltas = buffers.inputs, buffers.labels, buffers.acts, buffers.deltas
     chunk_loss, chunk_correct, grads = buffers.chunk_loss, buffers.chunk_correct, buffers.grads
-    col_ptr, col_rows, col_values = buffers.col_ptr, buffers.col_rows, buffers.col_values
-    col_fill = buffers.col_fill
     capacity = labels.shape[0]
     w_off, b_off = parameter_offsets(layer_sizes)
     offsets = (w_off, b_off, activation_offsets(layer_sizes, capacity))
@@ -417,8 +437,6 @@ def train_epoch_parallel(X, y, csr, order, normalization, net, optimizer, hyper,
                 lo, hi, rows, X, csr, normalization, inputs, sparse_input, net, offsets, wt,
                 t_off, acts, deltas, labels, grad_scale)
             restore_denormals(worker_mxcsr)
-        if sparse_input:
-            _compressed_columns(rows, csr, scale, col_ptr, col_rows, col_values, col_fill)
         for c in range(n_chunks):
             loss_sum += chunk_loss[c]
             n_correct += chunk_correct[c]
@@ -426,10 +444,12 @@ def train_epoch_parallel(X, y, csr, order, normalization, net, optimizer, hyper,
         scalars = step_scalars(optimizer, step, hyper)
         for task in prange(n_tasks):
             worker_mxcsr = flush_denormals()
-            if task < n_blocks:
-                _first_layer_gradient_block(task, n_blocks, n_rows, inputs, sparse_input,
-                                            col_ptr, col_rows, col_values, net, offsets,
-                                            deltas, grads, optimizer, state, scalars, hyper)
+            if task < n_blocks and sparse_input:
+                _first_layer_gradient_sparse(task, n_blocks, rows, csr, scale, net, offsets,
+                                             deltas, grads, optimizer, state, scalars, hyper)
+            elif task < n_blocks:
+                _first_layer_gradient_dense(task, n_blocks, n_rows, inputs, net, offsets, deltas,
+                                            grads, optimizer, state, scalars, hyper)
             elif task < n_blocks + n_layers:
                 _bias_gradient(task - n_blocks, n_rows, net, offsets, deltas, grads, optimizer,
                                state, scalars, hyper)

@@ -42,16 +42,15 @@ TrainingBuffers = namedtuple("TrainingBuffers",
 #: (shapes in :func:`parallel_buffer_shapes`).
 ParallelBuffers = namedtuple("ParallelBuffers",
                              ["inputs", "labels", "acts", "deltas", "chunk_loss", "chunk_correct",
-                              "grads", "wt", "wt_grads", "col_ptr", "col_rows", "col_values",
-                              "col_fill"])
+                              "grads", "wt", "wt_grads"])
 
 #: Rows of a mini-batch are processed in this many chunks by
 #: :func:`fastann.kernels.fused.train_epoch_parallel`, whatever the thread count.
 ROW_CHUNKS = 16
 
-#: The first layer's weight gradient is computed in this many blocks of input
-#: columns (block ``b`` holds columns ``b, b + COLUMN_BLOCKS, ...``, so that
-#: MNIST's empty border columns are spread over every block).
+#: The first layer's weight gradient is computed in this many contiguous
+#: blocks of input columns (rows of ``W_0``), each small enough to stay in L1
+#: cache while the batch's rows add into it (784 x 128 floats: 12.5 KiB each).
 COLUMN_BLOCKS = 32
 
 #: Work buffers of batched inference.
@@ -222,13 +221,11 @@ def parallel_buffer_shapes(layer_sizes, capacity, sparse_input):
     """Shape and dtype kind of every :data:`ParallelBuffers` field (as :func:`training_buffer_shapes`).
 
     ``capacity`` must be at least the batch size; ``deltas`` mirrors ``acts``;
-    the mini-batch's compressed columns (``col_*``) are empty unless
-    ``sparse_input``, and ``inputs`` is empty when it is; ``wt`` and
-    ``wt_grads`` hold the layers after the first, transposed.
+    ``inputs`` (the normalized batch) is empty with ``sparse_input``; ``wt``
+    and ``wt_grads`` hold the layers after the first, transposed.
     """
     sizes = [int(s) for s in layer_sizes]
     n_params = sum(sizes[i] * sizes[i + 1] + sizes[i + 1] for i in range(len(sizes) - 1))
-    nnz = capacity * sizes[0] if sparse_input else 0
     acts = activation_buffer_length(sizes, capacity)
     n_later = sum(sizes[i] * sizes[i + 1] for i in range(1, len(sizes) - 1))
     return {
@@ -241,8 +238,4 @@ def parallel_buffer_shapes(layer_sizes, capacity, sparse_input):
         "grads": ((n_params,), "float"),
         "wt": ((n_later,), "float"),
         "wt_grads": ((n_later,), "float"),
-        "col_ptr": ((sizes[0] + 1 if sparse_input else 1,), "int64"),
-        "col_rows": ((nnz,), "int32"),
-        "col_values": ((nnz,), "float"),
-        "col_fill": ((sizes[0] if sparse_input else 1,), "int64"),
     }

@@ -79,9 +79,11 @@ def test_dense_first_layer_variant_matches(mnist_subset):
 
 def test_compressed_rows_hold_exactly_the_nonzeros():
     X = np.array([[0, 3, 0], [0, 0, 0], [7, 0, 9]], np.uint8)
-    ptr, index, value = kernels.compressed_rows(X)
+    ptr, index, value, block_start = kernels.compressed_rows(X, n_blocks=3)
     assert ptr.tolist() == [0, 1, 1, 3] and index.tolist() == [1, 0, 2]
     assert value.tolist() == [3, 7, 9] and value.dtype == np.uint8
+    # blocks of one column each: where each row's nonzeros in column 0, 1, 2 start
+    assert block_start.tolist() == [[0, 0, 1, 1], [0, 0, 0, 0], [0, 1, 1, 2]]
 
 
 _SAME_RESULT_ANY_THREADS = """
