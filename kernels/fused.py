@@ -142,12 +142,15 @@ def _add_scaled_rows4(out, v0, j0, v1, j1, v2, j2, v3, j3, W):
 
 
 @njit(cache=True, error_model="numpy", fastmath=FASTMATH)
-def _add_scaled_to_rows2(out0, out1, v0, v1, x):
-    """``out0 += v0 * x`` and ``out1 += v1 * x`` in one pass over ``x``."""
-    for k in range(x.size):
-        xk = x[k]
-        out0[k] += v0 * xk
-        out1[k] += v1 * xk
+def _scatter_scaled_row(G, j_lo, index, value, scale, lo, hi, dZ, r):
+    """``G[index[p] - j_lo, :] += value[p] * scale[index[p]] * dZ[r, :]`` for ``p in [lo, hi)``."""
+    d = G.shape[1]
+    for p in range(lo, hi):
+        j = index[p]
+        v = value[p] * scale[j]
+        row = j - j_lo
+        for k in range(d):
+            G[row, k] += v * dZ[r, k]
 
 
 @njit(cache=True, error_model="numpy", fastmath=FASTMATH)
@@ -291,15 +294,8 @@ def _first_layer_gradient_sparse(block, n_blocks, rows, csr, scale, net, offsets
         g = rows[r]
         start = row_ptr[g]
         p, end = start + block_start[g, block], start + block_start[g, block + 1]
-        dz = dZ[r]
-        while p + 2 <= end:
-            j0, j1 = index[p], index[p + 1]
-            _add_scaled_to_rows2(G[j0 - j_lo], G[j1 - j_lo], value[p] * scale[j0],
-                                 value[p + 1] * scale[j1], dz)
-            p += 2
         if p < end:
-            j = index[p]
-            _add_scaled_row(G[j - j_lo], value[p] * scale[j], dZ, r)
+            _scatter_scaled_row(G, j_lo, index, value, scale, p, end, dZ, r)
     update_range(optimizer, params, grads, state, lo, hi, scalars, hyper.beta_1, hyper.beta_2,
                  True)
 
