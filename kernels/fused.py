@@ -48,6 +48,10 @@ from .optimizers import FASTMATH, step_scalars, update_range
 from .prefetch import prefetch
 from .structs import COLUMN_BLOCKS
 
+#: Later layers with at least this many outputs run forward as scaled rows of
+#: ``W``; narrower ones (the logits) as dot products with its columns.
+WIDE_OUTPUT = 32
+
 
 def compressed_rows(X, n_blocks=COLUMN_BLOCKS):
     """The nonzeros of ``X`` in compressed sparse rows, built once per ``fit``.
@@ -163,6 +167,19 @@ def _dot_row(W, j, x):
 
 
 @njit(cache=True, error_model="numpy")
+def _row_times_matrix(out, x, W):
+    """``out += x @ W`` as scaled rows of ``W``, four at a time."""
+    j = 0
+    n = x.size
+    while j + 4 <= n:
+        _add_scaled_rows4(out, x[j], j, x[j + 1], j + 1, x[j + 2], j + 2, x[j + 3], j + 3, W)
+        j += 4
+    while j < n:
+        _add_scaled_row(out, x[j], W, j)
+        j += 1
+
+
+@njit(cache=True, error_model="numpy")
 def _first_layer_sparse(out, W, index, value, lo, hi, scale):
     """``out += sum_p value[p] * scale[index[p]] * W[index[p], :]`` over ``p in [lo, hi)``."""
     p = lo
@@ -200,7 +217,14 @@ def _rows_forward_backward(lo, hi, rows, X, csr, normalization, inputs, sparse_i
         d_in, d_out = layer_sizes[l], layer_sizes[l + 1]
         out = matrix_view(acts, a_off[l] + lo * d_out, m, d_out)
         out[:] = 0
-        if l > 0:
+        if l > 0 and d_out >= WIDE_OUTPUT:
+            # A wide output row as scaled rows of W (no reductions)
+            prev = matrix_view(acts, a_off[l - 1] + lo * d_in, m, d_in)
+            W = matrix_view(params, w_off[l], d_in, d_out)
+            for i in range(m):
+                _row_times_matrix(out[i], prev[i], W)
+        elif l > 0:
+            # A narrow one (the 10 logits) as dot products with W's columns
             prev = matrix_view(acts, a_off[l - 1] + lo * d_in, m, d_in)
             Wt = matrix_view(wt, t_off[l], d_out, d_in)
             for i in range(m):

@@ -46,6 +46,7 @@ def _epoch(path, X, y, sizes, activation, optimizer, batch, dtype, sparse=True, 
 @pytest.mark.parametrize("sizes, activation, optimizer", [
     ([784, 32, 10], kernels.RELU, kernels.ADAM),
     ([784, 16, 12, 10], kernels.SIGMOID, kernels.MOMENTUM),
+    ([784, 40, 36, 10], kernels.SIGMOID, kernels.MOMENTUM),     # a wide later layer
     ([784, 10], kernels.IDENTITY, kernels.SGD),
     ([784, 24, 10], kernels.TANH, kernels.ADAMW),
     ([784, 20, 10], kernels.LEAKY_RELU, kernels.NESTEROV),
