@@ -142,3 +142,22 @@ def test_float32_loss_curve_matches_the_blas_epoch(mnist_subset):
         curves.append([h["train_loss"] for h in model.history_])
     assert curves[0][-1] < 0.5 * curves[0][0]      # it learns
     np.testing.assert_allclose(curves[1], curves[0], rtol=1e-3)
+
+
+def test_auto_keeps_the_blas_epoch_for_denser_input_like_fashion_mnist():
+    """Fashion-MNIST (49% nonzero) trained faster with BLAS: auto must not pick parallel."""
+    rng = np.random.default_rng(0)
+    dense = (rng.random((500, 784)) < 0.49) * rng.integers(1, 256, (500, 784))
+    sparse = (rng.random((500, 784)) < 0.19) * rng.integers(1, 256, (500, 784))
+    y = rng.integers(0, 10, 500).astype(np.int32)
+    norm = kernels.Normalization(np.full(784, 1 / 255, np.float32), np.zeros(784, np.float32))
+    n = kernels.parameter_offsets(np.array([784, 32, 10]))[1][-1]
+    chosen = {}
+    for name, X in (("dense", dense), ("sparse", sparse)):
+        for kernel in ("auto", "parallel"):
+            backend = CpuBackend([784, 32, 10], kernels.RELU, kernels.ADAM, norm,
+                                 np.zeros(n, np.float32), kernel=kernel)
+            backend.load_data(X.astype(np.uint8), y, 64)
+            chosen[name, kernel] = backend._data[5] is not None      # compressed rows: parallel
+    assert chosen == {("dense", "auto"): False, ("dense", "parallel"): True,
+                      ("sparse", "auto"): True, ("sparse", "parallel"): True}
