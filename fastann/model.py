@@ -20,7 +20,7 @@ from .hyperparameters import (CONSTRAINTS, check_image_shape, check_training_mem
 from .initializers import INITIALIZERS, default_init
 from .persistence import SavedModel, read_model, write_model
 from .schedules import learning_rate_schedule
-from .training import TrainingRun, train_epochs
+from .training import TrainingRun, deferred_interrupt, train_epochs
 from .validation import (check_features, check_labels, encode_labels, normalization_map,
                          split_validation)
 from .weighting import check_sample_weight, row_weights
@@ -323,7 +323,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                                                            rng, row_weight)
         self.classes_ = classes
         self.n_features_in_ = X.shape[1]
-        self._initialize(X, hidden, rng, row_weight)
+        with deferred_interrupt():      # the first kernel call loads or compiles
+            self._initialize(X, hidden, rng, row_weight)
         run = self._new_run(X, y_idx, self.epochs, val, rng, row_weight)
         early = self._early_stopping(val)
         self._train(run, user_callbacks, early, checkpoint and (checkpoint, initial_rng_state,
@@ -456,7 +457,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             self._reset()
             self.classes_ = all_classes
             self.n_features_in_ = X.shape[1]
-            self._initialize(X, hidden, np.random.default_rng(self.random_state), row_weight)
+            with deferred_interrupt():
+                self._initialize(X, hidden, np.random.default_rng(self.random_state),
+                                 row_weight)
         else:
             if X.shape[1] != self.n_features_in_:
                 raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "

@@ -115,12 +115,13 @@ def train_epochs(model, run, callbacks):
         with ``logs["interrupted"] = True``, then this is raised.
     """
     backend, n = run.backend, run.X.shape[0]
-    if run.sample_weight is None:
-        backend.load_data(run.X, run.y, run.batch_size)
-        total_weight = n
-    else:
-        backend.load_data(run.X, run.y, run.batch_size, sample_weight=run.sample_weight)
-        total_weight = float(np.sum(run.sample_weight))
+    with deferred_interrupt():      # may load or compile kernels
+        if run.sample_weight is None:
+            backend.load_data(run.X, run.y, run.batch_size)
+            total_weight = n
+        else:
+            backend.load_data(run.X, run.y, run.batch_size, sample_weight=run.sample_weight)
+            total_weight = float(np.sum(run.sample_weight))
     total = run.n_epochs_total
     order = np.arange(n, dtype=np.int64)
     chunks = chunk_bounds(n, run.batch_size)
@@ -198,6 +199,34 @@ def _diverged(backend, loss_sum, X_sample):
 
 class _StopRequest:
     requested = False
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Hold a SIGINT that arrives inside the block and raise ``KeyboardInterrupt`` after it.
+
+    For code that may load or compile kernels: Numba's compiler calls back into
+    Python from LLVM through ctypes, and a ``KeyboardInterrupt`` raised inside
+    such a callback is printed as a traceback and then lost (the program goes
+    on as if Ctrl-C had not been pressed). Only in the main thread; the
+    previous handler is restored afterwards.
+    """
+    received = []
+    installed = False
+    if threading.current_thread() is threading.main_thread():
+        try:
+            previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+            installed = True
+        except (ValueError, OSError):  # pragma: no cover
+            pass
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    if received:
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager

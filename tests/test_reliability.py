@@ -21,6 +21,7 @@ from fastann import datasets
 from fastann.checkpoint import CheckpointError, read_checkpoint
 from fastann.cli import main
 from fastann.datasets import load_dataset, load_mnist
+from fastann.training import deferred_interrupt
 
 DATA = str(Path(__file__).parent / "data")
 REPO = str(Path(__file__).parent.parent)
@@ -553,3 +554,21 @@ def test_a_data_directory_that_is_a_file_is_reported(tmp_path):
     (tmp_path / "data").write_text("not a directory")
     with pytest.raises(datasets.DatasetError, match="not a directory"):
         load_mnist("train", data_dir=tmp_path / "data")
+
+
+# ------------------------------------------------ Ctrl-C while kernels compile
+def test_a_sigint_while_kernels_load_is_held_and_raised_after():
+    """Numba calls back into Python from LLVM; an interrupt raised there would be lost."""
+    reached_end = []
+    previous = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_interrupt():
+            os.kill(os.getpid(), signal.SIGINT)     # delivered here, held
+            reached_end.append(True)
+    assert reached_end == [True]
+    assert signal.getsignal(signal.SIGINT) is previous
+
+
+def test_deferred_interrupt_without_a_sigint_raises_nothing():
+    with deferred_interrupt():
+        pass
