@@ -405,13 +405,20 @@ def train_epoch_parallel(X, y, csr, order, normalization, net, optimizer, hyper,
     """:func:`fastann.kernels.train_epoch` on all of Numba's threads, without BLAS.
 
     Same arguments and results as :func:`~fastann.kernels.train_epoch`, plus
-    ``csr``, the dataset's nonzeros (:func:`compressed_rows`, a tuple
-    ``(row_ptr, index, value)``; empty arrays unless ``sparse_input``), and with
+    ``csr``, the dataset's nonzeros (the tuple ``(row_ptr, index, value,
+    block_start)`` of :func:`compressed_rows`, built with
+    ``n_blocks=COLUMN_BLOCKS``; read only when ``sparse_input``), and with
     ``buffers`` a :data:`~fastann.kernels.structs.ParallelBuffers` (shapes in
     :func:`~fastann.kernels.structs.parallel_buffer_shapes`) whose capacity
     (``labels.shape[0]``) is at least ``batch_size``: no micro-batches.
     Mathematically the same epoch; sums run in another order, so results agree
     with the BLAS path to rounding, and do not depend on the thread count.
+
+    Notes
+    -----
+    Back-propagation as in Rumelhart, Hinton & Williams (1986), "Learning
+    representations by back-propagating errors", Nature 323; the optimizers as
+    in :mod:`fastann.kernels.optimizers` (Adam: Kingma & Ba 2015, Alg. 1).
     """
     saved_mxcsr = flush_denormals()  # see fastann.kernels.denormals
     params, layer_sizes, activation = net
