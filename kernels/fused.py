@@ -259,7 +259,9 @@ def _rows_forward_backward(lo, hi, rows, X, csr, normalization, inputs, sparse_i
         lower = matrix_view(deltas, a_off[l - 1] + lo * d_in, m, d_in)
         lower[:] = 0
         for i in range(m):
-            _row_times_matrix(lower[i], upper[i], Wt)
+            below = lower[i]
+            for k in range(d_out):
+                _add_scaled_row(below, upper[i, k], Wt, k)
         activation_backward_inplace(lower, matrix_view(acts, a_off[l - 1] + lo * d_in, m, d_in),
                                     activation)
     return loss, correct

@@ -57,9 +57,7 @@ print(json.dumps(out))
 PINNED = {
     "adam_relu_sparse_1thread": "a0dbb710a96c48c8",
     "adam_relu_dense_2threads": "844f37607714a2b7",
-    # Re-pinned (was daf61353c63bf5a0) when the float32 sigmoid moved to the vectorizable
-    # exp of fastann.kernels.fastexp (at most 2.4e-7 relative from the float64 sigmoid).
-    "momentum_sigmoid_penalties_step": "1f6138723a1ae8ed",
+    "momentum_sigmoid_penalties_step": "daf61353c63bf5a0",
     "gd_float64_microbatches": "b51b22e5b88c1b1f",
     "nesterov_tanh": "7c6dd86fb9cff543",
     "adamw_early_stopping": "bc707969b6e7efc2",
