@@ -202,6 +202,28 @@ class _StopRequest:
 
 
 @contextlib.contextmanager
+def _sigint_handler(handler):
+    """Handle SIGINT with ``handler`` inside the block; the previous handler is restored after.
+
+    Only in the main thread (elsewhere signal handlers cannot be set), and
+    nothing changes where setting one fails.
+    """
+    installed = False
+    if threading.current_thread() is threading.main_thread():
+        try:
+            previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, handler)
+            installed = True
+        except (ValueError, OSError):  # pragma: no cover
+            pass
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
 def deferred_interrupt():
     """Hold a SIGINT that arrives inside the block and raise ``KeyboardInterrupt`` after it.
 
@@ -212,19 +234,8 @@ def deferred_interrupt():
     previous handler is restored afterwards.
     """
     received = []
-    installed = False
-    if threading.current_thread() is threading.main_thread():
-        try:
-            previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-            installed = True
-        except (ValueError, OSError):  # pragma: no cover
-            pass
-    try:
+    with _sigint_handler(lambda signum, frame: received.append(signum)):
         yield
-    finally:
-        if installed:
-            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
     if received:
         raise KeyboardInterrupt
 
@@ -238,26 +249,11 @@ def interrupt_guard():
     The previous handler is restored afterwards.
     """
     stop = _StopRequest()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-    try:
-        previous = signal.getsignal(signal.SIGINT)
-    except (ValueError, OSError):  # pragma: no cover
-        yield stop
-        return
 
     def handler(signum, frame):
         if stop.requested:
             raise KeyboardInterrupt
         stop.requested = True
 
-    try:
-        signal.signal(signal.SIGINT, handler)
-    except (ValueError, OSError):  # pragma: no cover
+    with _sigint_handler(handler):
         yield stop
-        return
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
