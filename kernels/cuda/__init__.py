@@ -73,3 +73,7 @@ def _drop_stale_cuda_cache():
 
 
 _drop_stale_cuda_cache()
+
+if SIMULATOR:
+    from ._simulator import guard_shared_arrays
+    guard_shared_arrays()
