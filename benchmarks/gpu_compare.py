@@ -19,6 +19,8 @@ where a fresh process matters):
     loss and correct count read back), for each ``--variants`` entry:
     ``default`` (the shipped launch shapes), ``graphs`` (CUDA-graph replay),
     ``prepared`` (eager launches with the arguments converted once),
+    ``fused`` / ``fused+graphs`` (the optimizer inside the first layer's
+    backward launch, ``fuse_update=True``: one launch fewer per step),
     ``t8`` (8x8-thread tiles: 4x the blocks, to fill more SMs at batch 128),
     ``pt2`` / ``pt4`` (2x2 / 4x4 outputs per thread in the dense tiles), and
     ``model`` (``MLPClassifier.partial_fit``: shuffle, train, divergence
@@ -65,6 +67,8 @@ VARIANTS = {
     "default": {"graphs": False},
     "graphs": {"graphs": True},
     "prepared": {"prepared": True, "graphs": False},
+    "fused": {"fuse_update": True, "graphs": False},
+    "fused+graphs": {"fuse_update": True, "graphs": True},
     "t8": {"tile": 8, "graphs": False},
     "pt2": {"per_thread": 2, "graphs": False},
     "pt4": {"per_thread": 4, "tile": 8, "graphs": False},
@@ -137,7 +141,8 @@ def fastann_epochs(workload, X, y, repeat, variant):
             "us_per_step": 1000 * _median_ms(times) / steps_per_epoch,
             "launches_per_step": launches_per_step(len(w.hidden) + 1, n_classes=sizes[-1],
                                                    tile=options.get("tile"),
-                                                   per_thread=options.get("per_thread")),
+                                                   per_thread=options.get("per_thread"),
+                                                   fuse_update=options.get("fuse_update", False)),
             "options": options}
 
 

@@ -91,6 +91,12 @@ def float_dtype(array):
     return dtype
 
 
+def numba_type(dtype):
+    """The Numba scalar type (``float32`` or ``float64``) of a NumPy float dtype."""
+    from numba import float32, float64
+    return float32 if np.dtype(dtype) == np.float32 else float64
+
+
 @contextlib.contextmanager
 def simulator_pacing():
     """Under the simulator, let simulated threads take turns every 100 µs instead of 5 ms.

@@ -16,6 +16,9 @@
   With ``accumulate`` the results are added to ``dW``/``db`` instead of
   stored, which is how micro-batches sum their gradients without a
   ``grad_sum`` buffer or an extra launch.
+* :func:`backward_update_kernel` -- the first layer's backward pass with the
+  optimizer step fused in (``fuse_update``): its ``dW`` tiles update the
+  weights from their accumulators, and extra blocks update the other layers.
 * In the training and inference drivers (:mod:`fastann.kernels.cuda.epoch`)
   the first layer's forward is ``forward_gather`` / ``forward_rows``, which
   read the raw rows (through ``order`` for training) and normalize them inside
@@ -49,8 +52,10 @@ import numpy as np
 from numba import cuda
 
 from ._device import activation_functions
-from ._launch import (ACCUMULATE, CURRENT, DEFAULT_PER_THREAD, DEFAULT_TILE, GRAD_SCALE, NEXT,
-                      ROWS, START, cdiv, float_dtype, single_step_plan)
+from ._launch import (ACCUMULATE, CURRENT, DECAY, DEFAULT_PER_THREAD, DEFAULT_TILE, EPS_HAT,
+                      GRAD_SCALE, LR, MAX_BLOCKS, NEXT, ROWS, START, UPDATE, cdiv, float_dtype,
+                      numba_type, single_step_plan)
+from .optimizers import update_function
 
 
 #: The kernels of one ``(tile, dtype, per_thread)``: ``forward`` and ``backward`` of a layer,
@@ -59,7 +64,8 @@ from ._launch import (ACCUMULATE, CURRENT, DEFAULT_PER_THREAD, DEFAULT_TILE, GRA
 #: and for inference (``forward_rows``: consecutive rows); and the last layer's forward with
 #: softmax cross-entropy fused in (``forward_softmax``, when a block holds every class).
 DenseKernels = namedtuple("DenseKernels", ["forward", "backward", "forward_gather",
-                                           "forward_rows", "forward_softmax"])
+                                           "forward_rows", "forward_softmax",
+                                           "weight_gradient_tile"])
 
 #: Static shared memory a block may use (48 KiB on every GPU since compute capability 3.0).
 MAX_STATIC_SHARED = 48 * 1024
@@ -79,7 +85,7 @@ def dense_kernels(tile, dtype, per_thread=1):
         ``(tile * per_thread)**2`` outputs.
     """
     dtype = np.dtype(dtype)
-    nbtype = _numba_type(dtype)
+    nbtype = numba_type(dtype)
     dt = dtype.type
     ZERO = dt(0.0)
     T = int(tile)
@@ -332,6 +338,36 @@ def dense_kernels(tile, dtype, per_thread=1):
             cuda.syncthreads()
         store(out, acc, b, activation, row0, col0, n_rows, tx, ty)
 
+    @cuda.jit(device=True)
+    def weight_gradient_tile(X, dZ, n_rows, d_in, d_out, f0, j0, with_bias, A, B, acc, a, bias,
+                             tx, ty, tid):
+        """``acc`` = the thread's outputs of the ``dW = X^T dZ`` tile at ``(f0, j0)`` (rows =
+        input features, columns = output units), summed over the live rows in slabs of
+        ``BT``; with ``with_bias`` also ``bias`` = its columns' sums of ``dZ`` (``db``),
+        row after row as the CPU sums them. ``acc`` and ``bias`` start at zero."""
+        for s0 in range(0, n_rows, BT):
+            for e in range(tid, BT * BT, NT):
+                k = e // BT
+                m = e - k * BT
+                s = s0 + k
+                f = f0 + m
+                A[k, m] = X[s, f] if (s < n_rows and f < d_in) else ZERO
+                j = j0 + m
+                B[k, m] = dZ[s, j] if (s < n_rows and j < d_out) else ZERO
+            cuda.syncthreads()
+            for kk in range(BT):
+                for i in range(R):
+                    a[i] = A[kk, ty + i * T]
+                for j in range(R):
+                    g = B[kk, tx + j * T]
+                    for i in range(R):
+                        acc[i, j] += a[i] * g
+            if with_bias:
+                for kk in range(BT):
+                    for j in range(R):
+                        bias[j] += B[kk, tx + j * T]
+            cuda.syncthreads()
+
     @cuda.jit(cache=True)
     def backward(X, W, dZ, dW, db, dX, input_activation, plan, cursor, dw_tiles_per_row,
                  n_dw_blocks):
@@ -354,36 +390,12 @@ def dense_kernels(tile, dtype, per_thread=1):
             for j in range(R):
                 acc[i, j] = ZERO
         if block < n_dw_blocks:
-            # dW tile (ti, tj): rows = input features, columns = output units;
-            # the sum runs over the live rows s, in slabs of BT rows.
             ti = block // dw_tiles_per_row
-            tj = block - ti * dw_tiles_per_row
             f0 = ti * BT
-            j0 = tj * BT
+            j0 = (block - ti * dw_tiles_per_row) * BT
             with_bias = ti == 0 and ty == 0
-            for s0 in range(0, n_rows, BT):
-                for e in range(tid, BT * BT, NT):
-                    k = e // BT
-                    m = e - k * BT
-                    s = s0 + k
-                    f = f0 + m
-                    A[k, m] = X[s, f] if (s < n_rows and f < d_in) else ZERO
-                    j = j0 + m
-                    B[k, m] = dZ[s, j] if (s < n_rows and j < d_out) else ZERO
-                cuda.syncthreads()
-                for kk in range(BT):
-                    for i in range(R):
-                        a[i] = A[kk, ty + i * T]
-                    for j in range(R):
-                        g = B[kk, tx + j * T]
-                        for i in range(R):
-                            acc[i, j] += a[i] * g
-                if with_bias:
-                    # db = column sums of dZ, row after row as the CPU sums them.
-                    for kk in range(BT):
-                        for j in range(R):
-                            bias[j] += B[kk, tx + j * T]
-                cuda.syncthreads()
+            weight_gradient_tile(X, dZ, n_rows, d_in, d_out, f0, j0, with_bias, A, B, acc, a,
+                                 bias, tx, ty, tid)
             for i in range(R):
                 fi = f0 + ty + i * T
                 for j in range(R):
@@ -437,12 +449,8 @@ def dense_kernels(tile, dtype, per_thread=1):
                     if s < n_rows and f < d_in:
                         dX[s, f] = derivative_times(acc[i, j], X[s, f], input_activation)
 
-    return DenseKernels(forward, backward, forward_gather, forward_rows, forward_softmax)
-
-
-def _numba_type(dtype):
-    from numba import float32, float64
-    return float32 if np.dtype(dtype) == np.float32 else float64
+    return DenseKernels(forward, backward, forward_gather, forward_rows, forward_softmax,
+                        weight_gradient_tile)
 
 
 def forward_grid(n_rows, d_out, tile, per_thread=1):
@@ -526,3 +534,137 @@ def gpu_dense_backward(X, W, dZ, dW, db, dX, input_activation, n_rows=None,
     plan, cursor = single_step_plan(n_rows=n_rows, accumulate=accumulate)
     backward[grid, block](X, W, dZ, dW, db, dX if with_dx else dZ, int(input_activation),
                           cuda.to_device(plan), cuda.to_device(cursor), per_row, n_dw)
+
+
+@lru_cache(maxsize=None)
+def backward_update_kernel(tile, dtype, per_thread, optimizer):
+    """The first layer's backward pass with the optimizer step fused in (``fuse_update``).
+
+    The last kernel of a training micro-step when the update is fused; it
+    replaces the first layer's :func:`gpu_dense_backward` launch and the
+    separate optimizer launch. Blocks ``[0, n_dw_blocks)`` compute the tiles of
+    the first layer's ``dW = X^T dZ`` and ``db`` exactly as the backward kernel
+    does, then, when the plan's ``UPDATE`` is set, apply the optimizer to those
+    weights straight from the accumulators (adding the earlier micro-batches'
+    sum from ``grads`` first): the first layer's gradient is never stored and
+    read back. Otherwise they store (or add) it into ``grads``. The blocks
+    after them update every other layer's parameters, whose gradients the
+    earlier backward launches of the step completed; no block of this launch
+    reads the parameters that another one writes. It advances the cursor, as
+    the optimizer kernel does.
+
+    Launch signature::
+
+        backward_update[grid, (tile, tile)](X, dZ, params, grads, s1, s2, plan, cursor,
+                                            c0, c1, c2, c3, l1, l2, n_weights,
+                                            dw_tiles_per_row, n_dw_blocks)
+
+    ``X`` the first layer's inputs (capacity, d_0), ``dZ`` its output gradient
+    (capacity, d_1), the rest as in
+    :func:`fastann.kernels.cuda.optimizers.update_function` with flat
+    ``params``/``grads``/state (weights first, the first layer's at
+    ``[0, d_0 * d_1)``; biases from ``n_weights``). Grid: see
+    :func:`backward_update_grid`.
+
+    Parameters
+    ----------
+    tile, per_thread : int
+        As in :func:`dense_kernels`.
+    dtype : float32 or float64
+    optimizer : {"sgd", "momentum", "nesterov", "adam"}
+        AdamW is ``"adam"`` with its decay in the plan.
+    """
+    dtype = np.dtype(dtype)
+    nbtype = numba_type(dtype)
+    ZERO = dtype.type(0.0)
+    T = int(tile)
+    R = int(per_thread)
+    BT = T * R
+    NT = T * T
+    SHAPE = (BT, BT + 1)
+    ACC = (R, R)
+    weight_gradient_tile = dense_kernels(tile, dtype, per_thread).weight_gradient_tile
+    update = update_function(optimizer, dtype)
+
+    @cuda.jit(cache=True)
+    def backward_update(X, dZ, params, grads, s1, s2, plan, cursor, c0, c1, c2, c3, l1, l2,
+                        n_weights, dw_tiles_per_row, n_dw_blocks):
+        step = cursor[CURRENT]
+        cursor[NEXT] = step + 1  # the last kernel of a training step
+        n_rows = int(plan[step, ROWS])
+        accumulate = plan[step, ACCUMULATE] != 0.0
+        do_update = plan[step, UPDATE] != 0.0
+        lr = nbtype(plan[step, LR])
+        eps_hat = nbtype(plan[step, EPS_HAT])
+        decay = nbtype(plan[step, DECAY])
+        d_in = X.shape[1]
+        d_out = dZ.shape[1]
+        first_weights = d_in * d_out
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        tid = ty * T + tx
+        block = cuda.blockIdx.x
+        if block >= n_dw_blocks:
+            # The other layers: weights [first_weights, n_weights), then the biases after
+            # the first layer's d_out, both complete since their backward launches.
+            if do_update:
+                other_weights = n_weights - first_weights
+                n_other = params.size - first_weights - d_out
+                stride = (cuda.gridDim.x - n_dw_blocks) * NT
+                for k in range((block - n_dw_blocks) * NT + tid, n_other, stride):
+                    i = first_weights + k if k < other_weights else k + first_weights + d_out
+                    update(params, s1, s2, i, grads[i], n_weights, lr, eps_hat, decay,
+                           c0, c1, c2, c3, l1, l2)
+            return  # the whole block
+        A = cuda.shared.array(SHAPE, nbtype)
+        B = cuda.shared.array(SHAPE, nbtype)
+        acc = cuda.local.array(ACC, nbtype)
+        a = cuda.local.array(R, nbtype)
+        bias = cuda.local.array(R, nbtype)
+        for i in range(R):
+            bias[i] = ZERO
+            for j in range(R):
+                acc[i, j] = ZERO
+        ti = block // dw_tiles_per_row
+        f0 = ti * BT
+        j0 = (block - ti * dw_tiles_per_row) * BT
+        with_bias = ti == 0 and ty == 0
+        weight_gradient_tile(X, dZ, n_rows, d_in, d_out, f0, j0, with_bias, A, B, acc, a, bias,
+                             tx, ty, tid)
+        for i in range(R):
+            fi = f0 + ty + i * T
+            for j in range(R):
+                jj = j0 + tx + j * T
+                if fi < d_in and jj < d_out:
+                    k = fi * d_out + jj
+                    g = grads[k] + acc[i, j] if accumulate else acc[i, j]
+                    if do_update:
+                        update(params, s1, s2, k, g, n_weights, lr, eps_hat, decay,
+                               c0, c1, c2, c3, l1, l2)
+                    else:
+                        grads[k] = g
+        if with_bias:
+            for j in range(R):
+                jj = j0 + tx + j * T
+                if jj < d_out:
+                    k = n_weights + jj
+                    g = grads[k] + bias[j] if accumulate else bias[j]
+                    if do_update:
+                        update(params, s1, s2, k, g, n_weights, lr, eps_hat, decay,
+                               c0, c1, c2, c3, l1, l2)
+                    else:
+                        grads[k] = g
+
+    return backward_update
+
+
+def backward_update_grid(n_params, d_in, d_out, tile, per_thread=1):
+    """``(grid, block, dw_tiles_per_row, n_dw_blocks)`` of a :func:`backward_update_kernel`
+    launch: the first layer's ``dW`` tiles, then grid-stride blocks over the
+    ``n_params - d_in * d_out - d_out`` other parameters (at least one)."""
+    edge = tile * per_thread
+    dw_tiles_per_row = cdiv(d_out, edge)
+    n_dw = cdiv(d_in, edge) * dw_tiles_per_row
+    n_other = int(n_params) - int(d_in) * int(d_out) - int(d_out)
+    n_rest = max(1, min(MAX_BLOCKS, cdiv(n_other, tile * tile)))
+    return n_dw + n_rest, (tile, tile), dw_tiles_per_row, n_dw

@@ -37,7 +37,9 @@ optimizer                              1           ``m``, ``v``, weight (Adam), 
 =====================================  ==========  ==========================================
 
 so ``2 L + 1`` launches per micro-step (5 for one hidden layer), plus one per
-call to reset the counters and the cursor. Without a hidden layer, or with
+call to reset the counters and the cursor; ``2 L`` with ``fuse_update``, where
+the first layer's backward launch also runs the optimizer
+(:func:`~fastann.kernels.cuda.dense.backward_update_kernel`). Without a hidden layer, or with
 more classes than a block's tile is wide, the softmax cross-entropy is a
 launch of its own (``2 L + 2``). A mini-batch larger than ``capacity`` runs
 as micro-batches whose backward kernels add into the gradient (no
@@ -59,7 +61,8 @@ from . import optimizers as _opt
 from ._launch import (ACCUMULATE, DECAY, DEFAULT_LANES, DEFAULT_PER_THREAD,
                       DEFAULT_ROWS_PER_BLOCK, DEFAULT_THREADS, DEFAULT_TILE, EPS_HAT, GRAD_SCALE, LR, PLAN_FIELDS, ROWS,
                       SIMULATOR, START, UPDATE, float_dtype, n_blocks, simulator_pacing)
-from .dense import backward_grid, dense_kernels, forward_grid
+from .dense import (backward_grid, backward_update_grid, backward_update_kernel, dense_kernels,
+                    forward_grid)
 from .loss import EVAL_COUNTERS, loss_kernels, softmax_grid
 
 _OPTIMIZER_NAMES = {SGD: "sgd", MOMENTUM: "momentum", NESTEROV: "nesterov", ADAM: "adam",
@@ -70,15 +73,18 @@ _OPTIMIZER_NAMES = {SGD: "sgd", MOMENTUM: "momentum", NESTEROV: "nesterov", ADAM
 MAX_GRAPHS = 8
 
 
-def launches_per_step(n_layers, micro_batches=1, n_classes=10, tile=None, per_thread=None):
+def launches_per_step(n_layers, micro_batches=1, n_classes=10, tile=None, per_thread=None,
+                      fuse_update=False):
     """Kernel launches for one optimizer step of :func:`gpu_train_epoch`.
 
     ``2 L + 1`` per micro-batch when the softmax is fused into the last layer
-    (``L >= 2`` and ``n_classes <= tile * per_thread``), else ``2 L + 2``.
+    (``L >= 2`` and ``n_classes <= tile * per_thread``), else ``2 L + 2``;
+    one fewer with ``fuse_update`` (the optimizer in the first layer's
+    backward launch).
     """
     edge = (tile or DEFAULT_TILE) * (per_thread or DEFAULT_PER_THREAD)
     fused = n_layers >= 2 and n_classes <= edge
-    return micro_batches * (2 * n_layers + 2 - fused)
+    return micro_batches * (2 * n_layers + 2 - fused - bool(fuse_update))
 
 
 @cuda.jit(cache=True)
@@ -261,10 +267,11 @@ class _Network:
                 calls.append((k.forward_rows, grid, block, tuple(source) + tail))
         return calls
 
-    def backward_calls(self, inputs, plan, cursor):
-        """``L`` backward launches: back-propagate the gradient stored over the logits."""
+    def backward_calls(self, inputs, plan, cursor, first_layer=True):
+        """``L`` backward launches (``L - 1`` without ``first_layer``): back-propagate the
+        gradient stored over the logits."""
         calls, dZ = [], self.out[-1]
-        for l in range(self.n_layers - 1, -1, -1):
+        for l in range(self.n_layers - 1, -1 if first_layer else 0, -1):
             grid, block, per_row, n_dw = backward_grid(self.capacity, self.sizes[l],
                                                        self.sizes[l + 1], self.tile, l > 0,
                                                        self.per_thread)
@@ -357,11 +364,17 @@ class TrainingProgram:
         Launch eagerly with the arguments converted once (:class:`_PreparedLaunch`):
         the host cost of a launch without the dispatcher. Off by default: not
         yet run on hardware. Ignored under the simulator.
+    fuse_update : bool
+        Apply the optimizer inside the first layer's backward launch
+        (:func:`~fastann.kernels.cuda.dense.backward_update_kernel`) instead
+        of a launch of its own: ``2 L`` launches per micro-step, and the first
+        layer's gradient never goes through memory. Same results (tested
+        under the simulator); off by default until it has run on hardware.
     """
 
     def __init__(self, X, y, order, normalization, net, optimizer, hyper, state, buffers, *,
                  plan=None, tile=None, per_thread=None, threads=None, rows_per_block=None,
-                 lanes=None, graphs=False, prepared=False):
+                 lanes=None, graphs=False, prepared=False, fuse_update=False):
         tile = tile or DEFAULT_TILE
         per_thread = per_thread or DEFAULT_PER_THREAD
         threads = threads or DEFAULT_THREADS
@@ -376,6 +389,7 @@ class TrainingProgram:
         self.plan = plan if plan is not None else cuda.device_array((1, PLAN_FIELDS), np.float64)
         self.graphs = bool(graphs) and not SIMULATOR
         self.prepared = bool(prepared) and not SIMULATOR
+        self.fuse_update = bool(fuse_update)
         self._graphs = None
         self._order, self._args = order, (X, y, normalization, net, state, tile, threads,
                                           rows_per_block, lanes)
@@ -396,15 +410,30 @@ class TrainingProgram:
             grid, block = softmax_grid(self.capacity, rows_per_block, lanes)
             calls.append((softmax, grid, block,
                           (network.logits, b.labels, network.logits, b.counters, plan, cursor)))
-        calls += network.backward_calls(b.inputs, plan, cursor)
+        calls += network.backward_calls(b.inputs, plan, cursor, first_layer=not self.fuse_update)
         name = _OPTIMIZER_NAMES.get(self.optimizer)
         if name is None:
             raise ValueError("unknown optimizer code")
         params = net.params
+        kernel_name = "adam" if name == "adamw" else name
+        if self.fuse_update:
+            state_arrays = {"sgd": (b.grads, b.grads), "momentum": (state.velocity,) * 2,
+                            "nesterov": (state.velocity,) * 2, "adam": (state.m, state.v)}
+            kernel = backward_update_kernel(network.tile, network.dtype, network.per_thread,
+                                            kernel_name)
+            grid, block, per_row, n_dw = backward_update_grid(
+                params.size, network.sizes[0], network.sizes[1], network.tile,
+                network.per_thread)
+            dZ = network.dX[1] if network.n_layers > 1 else network.logits
+            calls.append((kernel, grid, block,
+                          (b.inputs, dZ, params, b.grads, *state_arrays[kernel_name], plan,
+                           cursor, *_opt.padded_constants(name, network.dtype, self.hyper),
+                           network.n_weights, per_row, n_dw)))
+            return calls
         arrays = {"sgd": (b.grads,), "momentum": (b.grads, state.velocity),
                   "nesterov": (b.grads, state.velocity),
                   "adam": (b.grads, state.m, state.v), "adamw": (b.grads, state.m, state.v)}
-        kernel = _opt.optimizer_kernels(network.dtype)["adam" if name == "adamw" else name]
+        kernel = _opt.optimizer_kernels(network.dtype)[kernel_name]
         calls.append((kernel, n_blocks(params.size, threads), threads,
                       (params, *arrays[name], plan, cursor,
                        *_opt.constant_arguments(name, network.dtype, self.hyper),
@@ -488,7 +517,7 @@ def gpu_apply_update(optimizer, params, grads, state, step, hyper, n_weights, th
 
 def gpu_train_epoch(X, y, order, normalization, net, optimizer, hyper, step, batch_size,
                     state, buffers, *, tile=None, per_thread=None, threads=None,
-                    rows_per_block=None, lanes=None, graphs=False):
+                    rows_per_block=None, lanes=None, graphs=False, fuse_update=False):
     """GPU twin of :func:`fastann.kernels.train_epoch`: one pass over ``order``.
 
     Arguments are those of the CPU kernel, with device arrays inside the
@@ -520,7 +549,7 @@ def gpu_train_epoch(X, y, order, normalization, net, optimizer, hyper, step, bat
         ``inputs.shape[0]`` is the capacity in rows.
     tile, per_thread, threads, rows_per_block, lanes : int, optional
         Launch-shape overrides (defaults in :mod:`fastann.kernels.cuda._launch`).
-    graphs : bool
+    graphs, fuse_update : bool
         See :class:`TrainingProgram`.
 
     Returns
@@ -533,7 +562,8 @@ def gpu_train_epoch(X, y, order, normalization, net, optimizer, hyper, step, bat
         order = cuda.to_device(np.ascontiguousarray(order, np.int64))
     program = TrainingProgram(X, y, order, normalization, net, optimizer, hyper, state, buffers,
                               tile=tile, per_thread=per_thread, threads=threads,
-                              rows_per_block=rows_per_block, lanes=lanes, graphs=graphs)
+                              rows_per_block=rows_per_block, lanes=lanes, graphs=graphs,
+                              fuse_update=fuse_update)
     return program.run(order.shape[0], batch_size, hyper, step)
 
 

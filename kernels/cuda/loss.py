@@ -34,8 +34,7 @@ import numpy as np
 from numba import cuda
 
 from ._launch import (CURRENT, DEFAULT_LANES, DEFAULT_ROWS_PER_BLOCK, GRAD_SCALE, NEXT, ROWS,
-                      START, cdiv, float_dtype, single_step_plan)
-from .dense import _numba_type
+                      START, cdiv, float_dtype, numba_type, single_step_plan)
 
 #: Entries of the counters ``evaluate`` adds into.
 EVAL_LOSS, EVAL_CORRECT, EVAL_NONFINITE = 0, 1, 2
@@ -54,7 +53,7 @@ def loss_kernels(rows_per_block, dtype, lanes=DEFAULT_LANES):
         Threads per row.
     """
     dtype = np.dtype(dtype)
-    nbtype = _numba_type(dtype)
+    nbtype = numba_type(dtype)
     from numba import int32
     ZERO = dtype.type(0.0)
     ONE = dtype.type(1.0)

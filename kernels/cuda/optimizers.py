@@ -27,7 +27,65 @@ from numba import cuda
 from ..optimizers import adam_step_factors
 from ._device import penalized
 from ._launch import (CURRENT, DECAY, DEFAULT_THREADS, EPS_HAT, LR, NEXT, UPDATE, float_dtype,
-                      n_blocks, single_step_plan)
+                      n_blocks, numba_type, single_step_plan)
+
+
+@lru_cache(maxsize=None)
+def update_function(name, dtype):
+    """The device function that applies optimizer ``name`` to one parameter, for one dtype.
+
+    ``update(params, s1, s2, i, g, n_weights, lr, eps_hat, decay, c0, c1, c2, c3, l1, l2)``
+    updates ``params[i]`` (and its state ``s1[i]``, ``s2[i]``) for the gradient
+    ``g``, penalized when ``i < n_weights`` (a weight). The state and the
+    constants ``c0..c3`` depend on the optimizer (see :func:`padded_constants`):
+
+    ========  ==========  ======  ===========================================
+    name      s1          s2      c0, c1, c2, c3
+    ========  ==========  ======  ===========================================
+    sgd       unused      unused  unused
+    momentum  velocity    unused  mu
+    nesterov  velocity    unused  mu, 1 + mu
+    adam      m           v       beta_1, beta_2, 1 - beta_1, 1 - beta_2
+    ========  ==========  ======  ===========================================
+
+    ``lr``, ``eps_hat`` and ``decay`` are the plan's per-step entries, already
+    in the parameters' dtype. The formulas are those of
+    :mod:`kernels.optimizers` (Adam: Kingma & Ba 2015, Algorithm 1 with the
+    bias corrections folded into ``lr_t`` and ``eps_hat``; AdamW: Loshchilov &
+    Hutter 2019, Algorithm 2, decoupled ``decay``); every GPU update, the
+    separate optimizer kernels and the update fused into the first layer's
+    backward pass (:mod:`fastann.kernels.cuda.dense`), goes through this one
+    function.
+    """
+    if name not in ("sgd", "momentum", "nesterov", "adam"):
+        raise ValueError(f"unknown optimizer {name!r}")
+    SGD_, MOMENTUM_, NESTEROV_ = name == "sgd", name == "momentum", name == "nesterov"
+
+    @cuda.jit(device=True)
+    def update(params, s1, s2, i, g, n_weights, lr, eps_hat, decay, c0, c1, c2, c3, l1, l2):
+        w = params[i]
+        g = penalized(g, w, i, n_weights, l1, l2)
+        if SGD_:
+            params[i] = w - lr * g
+        elif MOMENTUM_:
+            v = c0 * s1[i] - lr * g
+            s1[i] = v
+            params[i] = w + v
+        elif NESTEROV_:
+            v_old = s1[i]
+            v = c0 * v_old - lr * g
+            s1[i] = v
+            params[i] = w - c0 * v_old + c1 * v
+        else:
+            mi = c0 * s1[i] + c2 * g
+            vi = c1 * s2[i] + c3 * g * g
+            s1[i] = mi
+            s2[i] = vi
+            if i < n_weights:
+                w -= decay * w
+            params[i] = w - lr * mi / (math.sqrt(vi) + eps_hat)
+
+    return update
 
 
 @lru_cache(maxsize=None)
@@ -35,71 +93,59 @@ def optimizer_kernels(dtype):
     """``{"sgd", "momentum", "nesterov", "adam"}`` update kernels for one float dtype.
 
     Built per dtype so that the float64 plan entries are cast to the
-    parameters' dtype on the device (``nbtype(plan[...])``).
+    parameters' dtype on the device (``nbtype(plan[...])``). Each one runs
+    :func:`update_function` over the flat parameters (grid-stride).
     """
-    from .dense import _numba_type
-    nbtype = _numba_type(dtype)
+    return {name: _optimizer_kernel(name, dtype) for name in ("sgd", "momentum", "nesterov",
+                                                                 "adam")}
 
-    @cuda.jit(cache=True)
-    def sgd(params, grads, plan, cursor, l1, l2, n_weights):
+
+def _optimizer_kernel(name, dtype):
+    nbtype = numba_type(dtype)
+    update = update_function(name, np.dtype(dtype))
+
+    @cuda.jit(device=True)
+    def run(params, grads, s1, s2, plan, cursor, c0, c1, c2, c3, l1, l2, n_weights):
         step = cursor[CURRENT]
         cursor[NEXT] = step + 1
         if plan[step, UPDATE] == 0.0:
             return
         lr = nbtype(plan[step, LR])
+        eps_hat = nbtype(plan[step, EPS_HAT])
+        decay = nbtype(plan[step, DECAY])
         for i in range(cuda.grid(1), params.size, cuda.gridsize(1)):
-            w = params[i]
-            params[i] = w - lr * penalized(grads[i], w, i, n_weights, l1, l2)
+            update(params, s1, s2, i, grads[i], n_weights, lr, eps_hat, decay, c0, c1, c2, c3,
+                   l1, l2)
 
-    @cuda.jit(cache=True)
-    def momentum(params, grads, velocity, plan, cursor, mu, l1, l2, n_weights):
-        step = cursor[CURRENT]
-        cursor[NEXT] = step + 1
-        if plan[step, UPDATE] == 0.0:
-            return
-        lr = nbtype(plan[step, LR])
-        for i in range(cuda.grid(1), params.size, cuda.gridsize(1)):
-            w = params[i]
-            v = mu * velocity[i] - lr * penalized(grads[i], w, i, n_weights, l1, l2)
-            velocity[i] = v
-            params[i] = w + v
-
-    @cuda.jit(cache=True)
-    def nesterov(params, grads, velocity, plan, cursor, mu, one_plus_mu, l1, l2, n_weights):
-        step = cursor[CURRENT]
-        cursor[NEXT] = step + 1
-        if plan[step, UPDATE] == 0.0:
-            return
-        lr = nbtype(plan[step, LR])
-        for i in range(cuda.grid(1), params.size, cuda.gridsize(1)):
-            w = params[i]
-            v_old = velocity[i]
-            v = mu * v_old - lr * penalized(grads[i], w, i, n_weights, l1, l2)
-            velocity[i] = v
-            params[i] = w - mu * v_old + one_plus_mu * v
+    # The launch signatures of the separate kernels (state arrays and constants per optimizer).
+    if name == "sgd":
+        @cuda.jit(cache=True)
+        def sgd(params, grads, plan, cursor, l1, l2, n_weights):
+            zero = l1 - l1
+            run(params, grads, params, params, plan, cursor, zero, zero, zero, zero, l1, l2,
+                n_weights)
+        return sgd
+    if name == "momentum":
+        @cuda.jit(cache=True)
+        def momentum(params, grads, velocity, plan, cursor, mu, l1, l2, n_weights):
+            zero = l1 - l1
+            run(params, grads, velocity, velocity, plan, cursor, mu, zero, zero, zero, l1, l2,
+                n_weights)
+        return momentum
+    if name == "nesterov":
+        @cuda.jit(cache=True)
+        def nesterov(params, grads, velocity, plan, cursor, mu, one_plus_mu, l1, l2, n_weights):
+            zero = l1 - l1
+            run(params, grads, velocity, velocity, plan, cursor, mu, one_plus_mu, zero, zero,
+                l1, l2, n_weights)
+        return nesterov
 
     @cuda.jit(cache=True)
     def adam(params, grads, m, v, plan, cursor, b1, b2, one_minus_b1, one_minus_b2, l1, l2,
              n_weights):
-        step = cursor[CURRENT]
-        cursor[NEXT] = step + 1
-        if plan[step, UPDATE] == 0.0:
-            return
-        lr_t = nbtype(plan[step, LR])
-        eps_hat = nbtype(plan[step, EPS_HAT])
-        decay = nbtype(plan[step, DECAY])
-        for i in range(cuda.grid(1), params.size, cuda.gridsize(1)):
-            w = params[i]
-            g = penalized(grads[i], w, i, n_weights, l1, l2)
-            mi = b1 * m[i] + one_minus_b1 * g
-            vi = b2 * v[i] + one_minus_b2 * g * g
-            m[i] = mi
-            v[i] = vi
-            if i < n_weights:
-                w -= decay * w
-            params[i] = w - lr_t * mi / (math.sqrt(vi) + eps_hat)
-
-    return {"sgd": sgd, "momentum": momentum, "nesterov": nesterov, "adam": adam}
+        run(params, grads, m, v, plan, cursor, b1, b2, one_minus_b1, one_minus_b2, l1, l2,
+            n_weights)
+    return adam
 
 
 def step_scalars(optimizer_is_adam, step, hyper, decoupled):
@@ -134,6 +180,17 @@ def constant_arguments(optimizer_name, dtype, hyper):
     one = dt(1.0)
     decoupled = optimizer_name == "adamw"
     return (b1, b2, one - b1, one - b2, l1, dt(0.0) if decoupled else l2)
+
+
+def padded_constants(optimizer_name, dtype, hyper):
+    """``(c0, c1, c2, c3, l1, l2)`` of :func:`update_function` for one optimizer, in ``dtype``.
+
+    The constants of :func:`constant_arguments` with zeros where the optimizer
+    has fewer (AdamW's ``l2`` is 0: its decay is decoupled).
+    """
+    values = constant_arguments(optimizer_name, dtype, hyper)
+    zero = np.dtype(dtype).type(0.0)
+    return values[:-2] + (zero,) * (6 - len(values)) + values[-2:]
 
 
 def _launch(name, params, state_arrays, hyper, n_weights, step, threads):

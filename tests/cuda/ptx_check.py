@@ -84,6 +84,11 @@ def kernels_to_check(tiles=TILES, rows_per_block=ROWS_PER_BLOCK, lanes=32):
             out.append((f"dense backward {shape} {dt}", k.backward,
                         (A(nb, 2),) * 4 + (A(nb, 1), A(nb, 2), int64, plan, cursor, int64,
                                            int64)))
+            for name in ("sgd", "adam"):  # the lightest and the heaviest update fused in
+                out.append((f"first backward + {name} {shape} {dt}",
+                            dense.backward_update_kernel(tile, dt, per_thread, name),
+                            (A(nb, 2), A(nb, 2)) + (A(nb, 1),) * 4 + (plan, cursor)
+                            + (nb,) * 6 + (int64,) * 3))
         for rows in rows_per_block:
             xent, log_softmax, evaluate = loss.loss_kernels(rows, dt, lanes)
             out.append((f"softmax cross-entropy r{rows} {dt}", xent,

@@ -22,7 +22,7 @@ STATE_TOL = dict(rtol=1e-4, atol=1e-6)
 
 
 def gpu_epochs(kc, cuda, X, y, orders, normalization, params, sizes, activation, optimizer,
-               hyper, batch_size, capacity, step=0):
+               hyper, batch_size, capacity, step=0, fuse_update=False):
     """:func:`gpu_train_epoch` once per order, on device copies of the CPU test's inputs."""
     net = kernels.Network(cuda.to_device(params), sizes, activation)
     state = to_device(cuda, cpu_state(optimizer, params.size, params.dtype))
@@ -31,7 +31,8 @@ def gpu_epochs(kc, cuda, X, y, orders, normalization, params, sizes, activation,
     results = []
     for order in orders:
         results.append(kc.gpu_train_epoch(d_X, d_y, cuda.to_device(order), d_norm, net,
-                                          optimizer, hyper, step, batch_size, state, buffers))
+                                          optimizer, hyper, step, batch_size, state, buffers,
+                                          fuse_update=fuse_update))
         step = results[-1][2]
     return results, net.params.copy_to_host(), to_host(state)
 
@@ -69,6 +70,32 @@ def test_train_epoch_matches_cpu(kc, cuda, optimizer, activation, sizes):
     args = (X, y, [shuffled(11, 42)], norm, params, sizes,
             kernels.ACTIVATIONS[activation], kernels.OPTIMIZERS[optimizer], hp, 4, 4)
     assert_same_training(cpu_epochs(*args), gpu_epochs(kc, cuda, *args))
+
+
+@pytest.mark.parametrize("optimizer,activation,sizes,batch_size,capacity", [
+    ("adam", "relu", (7, 6, 5, 3), 4, 4),     # two hidden layers: two ranges of other layers
+    ("adamw", "tanh", (7, 5, 3), 5, 2),       # micro-batches: accumulate, then update
+    ("momentum", "sigmoid", (7, 5, 3), 4, 4),
+    ("nesterov", "leaky_relu", (7, 5, 3), 4, 4),
+    ("sgd", "identity", (7, 3), 4, 4),        # no hidden layer: only the first layer
+])
+def test_update_fused_into_the_first_layers_backward(kc, cuda, optimizer, activation, sizes,
+                                                     batch_size, capacity):
+    """fuse_update: one launch fewer per micro-step, and the same training as the CPU and as
+    the separate optimizer launch (penalties on, so weights and biases are told apart)."""
+    X, y, norm, params, sizes = make_problem(sizes, 11, seed=len(optimizer) + 50)
+    hp = hyper(learning_rate=0.01 if optimizer.startswith("adam") else 0.1)
+    args = (X, y, [shuffled(11, 43), shuffled(11, 44)], norm, params, sizes,
+            kernels.ACTIVATIONS[activation], kernels.OPTIMIZERS[optimizer], hp, batch_size,
+            capacity)
+    fused = gpu_epochs(kc, cuda, *args, fuse_update=True)
+    assert_same_training(cpu_epochs(*args), fused)
+    separate = gpu_epochs(kc, cuda, *args)
+    assert [r[:2] for r in fused[0]] == [r[:2] for r in separate[0]]
+    np.testing.assert_allclose(fused[1], separate[1], rtol=1e-6, atol=1e-8)
+    n_layers = len(sizes) - 1
+    assert (kc.launches_per_step(n_layers, fuse_update=True)
+            == kc.launches_per_step(n_layers) - 1)
 
 
 def test_train_epoch_matches_cpu_float_input_with_shift(kc, cuda):
@@ -145,6 +172,7 @@ def test_launch_count_documented(kc):
     assert kc.launches_per_step(3, micro_batches=2) == 14
     assert kc.launches_per_step(1) == 4          # no hidden layer: softmax on its own
     assert kc.launches_per_step(2, n_classes=17, tile=4, per_thread=4) == 6
+    assert kc.launches_per_step(2, fuse_update=True) == 4
 
 
 # --------------------------------------------------------------- CudaBackend
@@ -169,14 +197,17 @@ def assert_same_backends(cpu, gpu, results=None):
     assert_same_state(gpu.get_optimizer_state(), cpu.get_optimizer_state())
 
 
-@pytest.mark.parametrize("optimizer,capacity", [("adam", None), ("momentum", 3)])
-def test_cuda_backend_matches_cpu_backend(cuda, optimizer, capacity):
+@pytest.mark.parametrize("optimizer,capacity,fuse_update", [("adam", None, False),
+                                                            ("momentum", 3, False),
+                                                            ("adam", 3, True)])
+def test_cuda_backend_matches_cpu_backend(cuda, optimizer, capacity, fuse_update):
     """Host arrays in, host arrays out, as fastann.training drives a backend: 2 epochs."""
     X, y, norm, params, sizes = make_problem((7, 5, 3), 10, seed=12)
     code = kernels.OPTIMIZERS[optimizer]
     hp = hyper(learning_rate=0.01 if optimizer == "adam" else 0.1)
     params0 = params.copy()
-    cpu, gpu = backends(norm, params, sizes, kernels.RELU, code, capacity=capacity)
+    cpu, gpu = backends(norm, params, sizes, kernels.RELU, code, capacity=capacity,
+                        fuse_update=fuse_update)
     np.testing.assert_array_equal(params, params0)  # the CUDA backend trains its own copy
     orders = [shuffled(10, 3), shuffled(10, 4)]
     results = ([], [])
@@ -389,6 +420,17 @@ def test_training_program_reused_across_calls_and_learning_rates(kc, cuda):
     np.testing.assert_allclose(net.params.copy_to_host(), fresh_params, rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="other than the learning rate"):
         program.run(9, 4, hyper(learning_rate=0.01, l2=0.5), step)
+
+
+def test_fuse_update_default_comes_from_the_environment(cuda, monkeypatch):
+    from fastann.backends.cuda import FUSE_UPDATE_ENV, CudaBackend
+    _, _, norm, params, sizes = make_problem((3, 2), 1, seed=47)
+    args = (sizes, kernels.RELU, kernels.SGD, norm, params)
+    monkeypatch.delenv(FUSE_UPDATE_ENV, raising=False)
+    assert CudaBackend(*args).fuse_update is False
+    monkeypatch.setenv(FUSE_UPDATE_ENV, "1")
+    assert CudaBackend(*args).fuse_update is True
+    assert CudaBackend(*args, fuse_update=False).fuse_update is False
 
 
 def test_graphs_default_comes_from_the_environment(cuda, monkeypatch):
