@@ -422,28 +422,25 @@ def test_training_program_reused_across_calls_and_learning_rates(kc, cuda):
         program.run(9, 4, hyper(learning_rate=0.01, l2=0.5), step)
 
 
-def test_fuse_update_default_comes_from_the_environment(cuda, monkeypatch):
-    from fastann.backends.cuda import FUSE_UPDATE_ENV, CudaBackend
-    _, _, norm, params, sizes = make_problem((3, 2), 1, seed=47)
-    args = (sizes, kernels.RELU, kernels.SGD, norm, params)
-    monkeypatch.delenv(FUSE_UPDATE_ENV, raising=False)
-    assert CudaBackend(*args).fuse_update is False
-    monkeypatch.setenv(FUSE_UPDATE_ENV, "1")
-    assert CudaBackend(*args).fuse_update is True
-    assert CudaBackend(*args, fuse_update=False).fuse_update is False
-
-
-def test_graphs_default_comes_from_the_environment(cuda, monkeypatch):
-    from fastann.backends.cuda import GRAPHS_ENV, CudaBackend
+@pytest.mark.parametrize("option,variable", [("graphs", "FASTANN_CUDA_GRAPHS"),
+                                             ("fuse_update", "FASTANN_CUDA_FUSE_UPDATE")])
+def test_hardware_options_default_from_the_environment(cuda, monkeypatch, option, variable):
+    """Off by default; the environment turns them on for models and the CLI; the argument wins."""
+    from fastann.backends import cuda as cuda_backend
+    assert variable in (cuda_backend.GRAPHS_ENV, cuda_backend.FUSE_UPDATE_ENV)
     _, _, norm, params, sizes = make_problem((3, 2), 1, seed=46)
     args = (sizes, kernels.RELU, kernels.SGD, norm, params)
-    monkeypatch.delenv(GRAPHS_ENV, raising=False)
-    assert CudaBackend(*args).graphs is False
-    monkeypatch.setenv(GRAPHS_ENV, "1")
-    assert CudaBackend(*args).graphs is True
-    assert CudaBackend(*args, graphs=False).graphs is False
-    monkeypatch.setenv(GRAPHS_ENV, "0")
-    assert CudaBackend(*args).graphs is False
+
+    def value(**kwargs):
+        return getattr(cuda_backend.CudaBackend(*args, **kwargs), option)
+
+    monkeypatch.delenv(variable, raising=False)
+    assert value() is False
+    monkeypatch.setenv(variable, "1")
+    assert value() is True
+    assert value(**{option: False}) is False
+    monkeypatch.setenv(variable, "0")
+    assert value() is False
 
 
 def test_graphs_option_is_ignored_under_the_simulator(kc, cuda):
