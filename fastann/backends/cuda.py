@@ -43,6 +43,8 @@ GRAPHS_ENV = "FASTANN_CUDA_GRAPHS"
 #: Environment variable that fuses the optimizer into the backward pass when ``fuse_update``
 #: is not given.
 FUSE_UPDATE_ENV = "FASTANN_CUDA_FUSE_UPDATE"
+#: Environment variable that picks the GEMM of wide hidden layers when ``gemm`` is not given.
+GEMM_ENV = "FASTANN_CUDA_GEMM"
 # Rows processed at once on the device.
 DEFAULT_CAPACITY = 4096
 # Inference inputs kept on the device, most recently used first: the training
@@ -203,6 +205,13 @@ class CudaBackend:
         tested under the simulator). Default: the environment variable
         ``FASTANN_CUDA_FUSE_UPDATE`` (``1`` turns it on), else off, until it
         has passed the hardware tests.
+    gemm : {"tiles", "cublas"}, optional
+        ``"cublas"`` runs the products of hidden layers at least 64 wide on
+        both sides as cuBLAS GEMMs through CuPy
+        (:mod:`fastann.kernels.cuda.blas`; ``pip install "fastann[cublas13]"``),
+        on the same device arrays. Default: the environment variable
+        ``FASTANN_CUDA_GEMM``, else ``"tiles"`` (numba-cuda kernels only),
+        until it has passed the hardware tests. Not with ``graphs``.
 
     Raises
     ------
@@ -213,7 +222,7 @@ class CudaBackend:
     def __init__(self, layer_sizes, activation, optimizer, normalization, params,
                  optimizer_state=None, n_threads=None, capacity=None, tile=None, threads=None,
                  rows_per_block=None, lanes=None, per_thread=None, graphs=None,
-                 prepared=False, fuse_update=None):
+                 prepared=False, fuse_update=None, gemm=None):
         require_cuda()
         from numba import cuda
         self._cuda = cuda
@@ -231,6 +240,10 @@ class CudaBackend:
         if fuse_update is None:
             fuse_update = os.environ.get(FUSE_UPDATE_ENV, "0") not in ("", "0")
         self.fuse_update = bool(fuse_update)
+        self.gemm = gemm or os.environ.get(GEMM_ENV, "") or "tiles"
+        if self.gemm not in ("tiles", "cublas"):
+            raise ValueError(f'gemm must be "tiles" or "cublas", got {self.gemm!r} (from '
+                             f'{"the argument" if gemm else GEMM_ENV})')
         to = cuda.to_device
         self.normalization = kernels.Normalization(
             to(np.ascontiguousarray(normalization.scale, self.dtype)),
@@ -314,7 +327,7 @@ class CudaBackend:
             self._program = TrainingProgram(
                 d_X, d_y, d_order, self.normalization, self.network, self.optimizer, hyper,
                 self.state, buffers, plan=d_plan, graphs=self.graphs, prepared=self.prepared,
-                fuse_update=self.fuse_update, **self.launch)
+                fuse_update=self.fuse_update, gemm=self.gemm, **self.launch)
         return self._program.run(order.size, batch_size, hyper, step)
 
     def release(self):

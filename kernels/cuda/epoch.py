@@ -57,10 +57,12 @@ from ..activations import IDENTITY
 from ..epoch import micro_batches
 from ..network import activation_offsets, parameter_offsets
 from ..optimizers import ADAM, ADAMW, MOMENTUM, NESTEROV, SGD
+from . import blas as _blas
 from . import optimizers as _opt
 from ._launch import (ACCUMULATE, DECAY, DEFAULT_LANES, DEFAULT_PER_THREAD,
                       DEFAULT_ROWS_PER_BLOCK, DEFAULT_THREADS, DEFAULT_TILE, EPS_HAT, GRAD_SCALE, LR, PLAN_FIELDS, ROWS,
                       SIMULATOR, START, UPDATE, float_dtype, n_blocks, simulator_pacing)
+from .batching import _gather, gather_grid
 from .dense import (backward_grid, backward_update_grid, backward_update_kernel, dense_kernels,
                     forward_grid)
 from .loss import EVAL_COUNTERS, loss_kernels, softmax_grid
@@ -127,7 +129,12 @@ def _configured(calls, prepared=False):
     """``[(launcher, args)]``: on a GPU each kernel configured once (``kernel[grid, block]``
     makes a launch configuration, a ``cuda.core`` stream object included, on every call);
     the simulator keeps the grid on the kernel object itself, so it is configured per launch.
-    ``prepared``: :class:`_PreparedLaunch` launchers (GPU only)."""
+    ``prepared``: :class:`_PreparedLaunch` launchers (GPU only). A call whose grid is None is
+    a host step (a :class:`_HostGemm`), called as it is."""
+    if any(grid is None for _, grid, _, _ in calls):  # host steps (GEMMs): plain calls
+        return [(kernel, args) if grid is None else
+                (lambda *a, k=kernel, g=grid, b=block: k[g, b](*a), args)
+                for kernel, grid, block, args in calls]
     if SIMULATOR:
         return [(lambda *a, k=kernel, g=grid, b=block: k[g, b](*a), args)
                 for kernel, grid, block, args in calls]
@@ -193,6 +200,22 @@ class _PreparedLaunch:  # pragma: no cover - needs a GPU
 def _launch(launchers):
     for launcher, args in launchers:
         launcher(*args)
+
+
+class _HostGemm:
+    """A GEMM step of the ``gemm="cublas"`` path: ``c = op(a) @ op(b)`` over the live rows of
+    the running micro-step, which it reads from its program's host plan row; with
+    ``accumulates``, added to ``c`` on a later micro-batch of a mini-batch."""
+
+    def __init__(self, program, a, b, c, trans_a=False, trans_b=False, accumulates=False):
+        self.program, self.a, self.b, self.c = program, a, b, c
+        self.trans_a, self.trans_b, self.accumulates = trans_a, trans_b, accumulates
+
+    def __call__(self):
+        row = self.program.host_row
+        beta = 1.0 if self.accumulates and row[ACCUMULATE] != 0.0 else 0.0
+        _blas.gemm(self.a, self.b, self.c, int(row[ROWS]), trans_a=self.trans_a, beta=beta,
+                   trans_b=self.trans_b)
 
 
 class _Network:
@@ -370,11 +393,17 @@ class TrainingProgram:
         of a launch of its own: ``2 L`` launches per micro-step, and the first
         layer's gradient never goes through memory. Same results (tested
         under the simulator); off by default until it has run on hardware.
+    gemm : {"tiles", "cublas"}
+        ``"cublas"``: hidden layers at least :data:`~fastann.kernels.cuda.blas.WIDE`
+        wide on both sides run their products as cuBLAS GEMMs on the same
+        device arrays (:mod:`fastann.kernels.cuda.blas`, needs CuPy on a GPU),
+        launched from the host plan (not with ``graphs``). Off by default: not
+        yet run on hardware.
     """
 
     def __init__(self, X, y, order, normalization, net, optimizer, hyper, state, buffers, *,
                  plan=None, tile=None, per_thread=None, threads=None, rows_per_block=None,
-                 lanes=None, graphs=False, prepared=False, fuse_update=False):
+                 lanes=None, graphs=False, prepared=False, fuse_update=False, gemm="tiles"):
         tile = tile or DEFAULT_TILE
         per_thread = per_thread or DEFAULT_PER_THREAD
         threads = threads or DEFAULT_THREADS
@@ -390,6 +419,15 @@ class TrainingProgram:
         self.graphs = bool(graphs) and not SIMULATOR
         self.prepared = bool(prepared) and not SIMULATOR
         self.fuse_update = bool(fuse_update)
+        if gemm not in ("tiles", "cublas"):
+            raise ValueError(f'gemm must be "tiles" or "cublas", got {gemm!r}')
+        if gemm == "cublas" and self.graphs:
+            raise ValueError('gemm="cublas" launches from the host plan: it cannot run as a '
+                             'CUDA graph (graphs=True)')
+        if gemm == "cublas" and not SIMULATOR:  # pragma: no cover - needs a GPU
+            _blas.require_cupy()
+        self.gemm = gemm
+        self.host_row = None  # the host plan's row of the running micro-step (GEMM path)
         self._graphs = None
         self._order, self._args = order, (X, y, normalization, net, state, tile, threads,
                                           rows_per_block, lanes)
@@ -405,12 +443,18 @@ class TrainingProgram:
         calls = network.forward_calls(("gather", X, y, self._order, normalization.scale,
                                        normalization.shift, b.inputs, b.labels), plan, cursor,
                                       softmax=(b.labels, b.counters) if fused else None)
+        if self.gemm == "cublas":
+            calls = self._gemm_forward(calls, plan, threads)
         if not fused:
             softmax = loss_kernels(rows_per_block, network.dtype, lanes)[0]
             grid, block = softmax_grid(self.capacity, rows_per_block, lanes)
             calls.append((softmax, grid, block,
                           (network.logits, b.labels, network.logits, b.counters, plan, cursor)))
-        calls += network.backward_calls(b.inputs, plan, cursor, first_layer=not self.fuse_update)
+        backward = network.backward_calls(b.inputs, plan, cursor,
+                                          first_layer=not self.fuse_update)
+        if self.gemm == "cublas":
+            backward = self._gemm_backward(backward, plan, threads)
+        calls += backward
         name = _OPTIMIZER_NAMES.get(self.optimizer)
         if name is None:
             raise ValueError("unknown optimizer code")
@@ -440,6 +484,61 @@ class TrainingProgram:
                        network.n_weights)))
         return calls
 
+    def _gemm_layers(self):
+        """Hidden layers (never the last one, which ends in the softmax) that take the GEMM path."""
+        sizes = self.network.sizes
+        return [l for l in range(self.network.n_layers - 1) if _blas.is_wide(sizes[l],
+                                                                            sizes[l + 1])]
+
+    def _gemm_forward(self, calls, plan, threads):
+        """The forward launches with each wide layer's tiles replaced by a GEMM and its epilogue
+        (the first layer gathering its rows first)."""
+        X, y, normalization = self._args[:3]
+        b, network, cursor = self.buffers, self.network, self.cursor
+        bias_activation = _blas.epilogue_kernels(network.dtype)[0]
+        out = list(calls)
+        for l in reversed(self._gemm_layers()):
+            steps = []
+            if l == 0:
+                grid, block = gather_grid(self.capacity, network.sizes[0], threads)
+                steps.append((_gather, grid, block,
+                              (X, y, self._order, plan, cursor, normalization.scale,
+                               normalization.shift, b.inputs, b.labels)))
+            source = b.inputs if l == 0 else network.out[l - 1]
+            steps.append((_HostGemm(self, source, network.W[l], network.out[l]), None, None, ()))
+            steps.append((bias_activation, n_blocks(self.capacity * network.sizes[l + 1], threads),
+                          threads, (network.out[l], network.b[l], network.codes[l], plan, cursor)))
+            out[l:l + 1] = steps
+        return out
+
+    def _gemm_backward(self, calls, plan, threads):
+        """The backward launches (layer ``L - 1`` first) with each wide layer's tiles replaced by
+        GEMMs for ``dW`` and ``dX``, the column sums for ``db`` and ``f'`` for ``dX``."""
+        b, network, cursor = self.buffers, self.network, self.cursor
+        _, column_sums, derivative_times = _blas.epilogue_kernels(network.dtype)
+        L = network.n_layers
+        out = list(calls)
+        for l in self._gemm_layers():
+            i = L - 1 - l  # position of layer l's launch
+            if i >= len(out):
+                continue  # the first layer's backward is the fused update (fuse_update)
+            dZ = network.dX[l + 1] if l + 1 < L else network.logits
+            source = b.inputs if l == 0 else network.out[l - 1]
+            d_out = network.sizes[l + 1]
+            steps = [(_HostGemm(self, source, dZ, network.dW[l], trans_a=True,
+                                accumulates=True), None, None, ()),
+                     (column_sums, n_blocks(d_out, threads), threads,
+                      (dZ, network.db[l], plan, cursor))]
+            if l > 0:
+                steps.append((_HostGemm(self, dZ, network.W[l], network.dX[l], trans_b=True),
+                              None, None, ()))
+                steps.append((derivative_times,
+                              n_blocks(self.capacity * network.sizes[l], threads), threads,
+                              (network.dX[l], network.out[l - 1], network.activation, plan,
+                               cursor)))
+            out[i:i + 1] = steps
+        return out
+
     def run(self, n_used, batch_size, hyper, step):
         """Train on positions ``[0, n_used)`` of the order; returns ``(loss_sum, n_correct, step)``.
 
@@ -465,7 +564,8 @@ class TrainingProgram:
                 self._run_graph(n_micro)
             else:
                 launchers = self._launchers
-                for _ in range(n_micro):
+                for i in range(n_micro):
+                    self.host_row = host_plan[i]  # read by the host GEMMs, if any
                     _launch(launchers)
             loss_sum, n_correct = counters.copy_to_host()[:2]
         return float(loss_sum), int(round(n_correct)), step
@@ -517,7 +617,8 @@ def gpu_apply_update(optimizer, params, grads, state, step, hyper, n_weights, th
 
 def gpu_train_epoch(X, y, order, normalization, net, optimizer, hyper, step, batch_size,
                     state, buffers, *, tile=None, per_thread=None, threads=None,
-                    rows_per_block=None, lanes=None, graphs=False, fuse_update=False):
+                    rows_per_block=None, lanes=None, graphs=False, fuse_update=False,
+                    gemm="tiles"):
     """GPU twin of :func:`fastann.kernels.train_epoch`: one pass over ``order``.
 
     Arguments are those of the CPU kernel, with device arrays inside the
@@ -550,6 +651,7 @@ def gpu_train_epoch(X, y, order, normalization, net, optimizer, hyper, step, bat
     tile, per_thread, threads, rows_per_block, lanes : int, optional
         Launch-shape overrides (defaults in :mod:`fastann.kernels.cuda._launch`).
     graphs, fuse_update : bool
+    gemm : {"tiles", "cublas"}
         See :class:`TrainingProgram`.
 
     Returns
@@ -563,7 +665,7 @@ def gpu_train_epoch(X, y, order, normalization, net, optimizer, hyper, step, bat
     program = TrainingProgram(X, y, order, normalization, net, optimizer, hyper, state, buffers,
                               tile=tile, per_thread=per_thread, threads=threads,
                               rows_per_block=rows_per_block, lanes=lanes, graphs=graphs,
-                              fuse_update=fuse_update)
+                              fuse_update=fuse_update, gemm=gemm)
     return program.run(order.shape[0], batch_size, hyper, step)
 
 

@@ -57,7 +57,7 @@ def kernels_to_check(tiles=TILES, rows_per_block=ROWS_PER_BLOCK, lanes=32):
     from numba import float32, float64, int32, int64, uint8
     from numba.core.types import Array
 
-    from fastann.kernels.cuda import batching, dense, epoch, loss
+    from fastann.kernels.cuda import batching, blas, dense, epoch, loss
     from fastann.kernels.cuda import optimizers as opt
 
     def A(dtype, ndim):
@@ -113,6 +113,13 @@ def kernels_to_check(tiles=TILES, rows_per_block=ROWS_PER_BLOCK, lanes=32):
             out.append((f"gather rows {dt} from {raw}", batching._gather_rows,
                         (A(raw, 2), plan, cursor, A(nb, 1), A(nb, 1), A(nb, 2))))
         out.append((f"all finite {dt}", epoch._any_nonfinite, (A(nb, 1), A(int32, 1))))
+        bias_activation, column_sums, derivative_times = blas.epilogue_kernels(dt)
+        out.append((f"GEMM epilogue bias+activation {dt}", bias_activation,
+                    (A(nb, 2), A(nb, 1), int64, plan, cursor)))
+        out.append((f"GEMM epilogue column sums {dt}", column_sums,
+                    (A(nb, 2), A(nb, 1), plan, cursor)))
+        out.append((f"GEMM epilogue derivative {dt}", derivative_times,
+                    (A(nb, 2), A(nb, 2), int64, plan, cursor)))
     out.append(("reset counters", epoch._reset, (A(float64, 1), cursor)))
     out.append(("reset cursor", epoch._reset, (cursor, cursor)))
     return out

@@ -22,7 +22,7 @@ STATE_TOL = dict(rtol=1e-4, atol=1e-6)
 
 
 def gpu_epochs(kc, cuda, X, y, orders, normalization, params, sizes, activation, optimizer,
-               hyper, batch_size, capacity, step=0, fuse_update=False):
+               hyper, batch_size, capacity, step=0, fuse_update=False, gemm="tiles"):
     """:func:`gpu_train_epoch` once per order, on device copies of the CPU test's inputs."""
     net = kernels.Network(cuda.to_device(params), sizes, activation)
     state = to_device(cuda, cpu_state(optimizer, params.size, params.dtype))
@@ -32,7 +32,7 @@ def gpu_epochs(kc, cuda, X, y, orders, normalization, params, sizes, activation,
     for order in orders:
         results.append(kc.gpu_train_epoch(d_X, d_y, cuda.to_device(order), d_norm, net,
                                           optimizer, hyper, step, batch_size, state, buffers,
-                                          fuse_update=fuse_update))
+                                          fuse_update=fuse_update, gemm=gemm))
         step = results[-1][2]
     return results, net.params.copy_to_host(), to_host(state)
 
@@ -96,6 +96,51 @@ def test_update_fused_into_the_first_layers_backward(kc, cuda, optimizer, activa
     n_layers = len(sizes) - 1
     assert (kc.launches_per_step(n_layers, fuse_update=True)
             == kc.launches_per_step(n_layers) - 1)
+
+
+@pytest.fixture
+def narrow_gemm(monkeypatch):
+    """Let layers from 5 wide take the GEMM path, so that the simulator's tiles stay small."""
+    from fastann.kernels.cuda import blas
+    assert blas.is_wide(784, 128) and not blas.is_wide(128, 10)  # the real threshold, 64
+    monkeypatch.setattr(blas, "WIDE", 5)
+    return blas
+
+
+@pytest.mark.parametrize("optimizer,sizes,batch_size,capacity,fuse_update", [
+    ("adam", (7, 6, 5, 3), 4, 4, False),      # two wide layers: GEMMs in and out
+    ("momentum", (7, 6, 5, 3), 5, 2, False),  # micro-batches: dW and db accumulate
+    ("adamw", (7, 6, 3), 4, 4, True),         # first layer's backward: the fused update
+    ("sgd", (4, 6, 5, 3), 4, 4, False),       # narrow first layer: tiles, then a GEMM
+])
+def test_gemm_path_matches_cpu(kc, cuda, narrow_gemm, optimizer, sizes, batch_size, capacity,
+                               fuse_update):
+    """gemm="cublas": wide hidden layers as GEMMs (NumPy in place of cuBLAS in the simulator)
+    plus the epilogue kernels train as the CPU does, in any mix with tiled layers."""
+    X, y, norm, params, sizes = make_problem(sizes, 11, seed=len(optimizer) + 60)
+    n_layers = len(sizes) - 1
+    wide = [l for l in range(n_layers - 1) if narrow_gemm.is_wide(sizes[l], sizes[l + 1])]
+    assert wide  # the case takes the GEMM path somewhere
+    hp = hyper(learning_rate=0.01 if optimizer.startswith("adam") else 0.1)
+    args = (X, y, [shuffled(11, 45), shuffled(11, 46)], norm, params, sizes, kernels.RELU,
+            kernels.OPTIMIZERS[optimizer], hp, batch_size, capacity)
+    assert_same_training(cpu_epochs(*args),
+                         gpu_epochs(kc, cuda, *args, fuse_update=fuse_update, gemm="cublas"))
+
+
+def test_gemm_path_refuses_graphs_and_unknown_names(kc, cuda):
+    X, y, norm, params, sizes = make_problem((66, 64, 3), 4, seed=61)
+    net = kernels.Network(cuda.to_device(params), sizes, kernels.RELU)
+    state = to_device(cuda, cpu_state(kernels.SGD, params.size, params.dtype))
+    buffers = gpu_buffers(cuda, sizes, 4, params.dtype, 4)
+    args = (cuda.to_device(X), cuda.to_device(y), cuda.to_device(shuffled(4, 1)),
+            to_device(cuda, norm), net, kernels.SGD, hyper(), state, buffers)
+    with pytest.raises(ValueError, match='"tiles" or "cublas"'):
+        kc.TrainingProgram(*args, gemm="cuBLAS")
+    if kc.SIMULATOR:
+        return  # graphs are ignored under the simulator
+    with pytest.raises(ValueError, match="CUDA graph"):  # pragma: no cover - needs a GPU
+        kc.TrainingProgram(*args, gemm="cublas", graphs=True)
 
 
 def test_train_epoch_matches_cpu_float_input_with_shift(kc, cuda):
@@ -197,17 +242,19 @@ def assert_same_backends(cpu, gpu, results=None):
     assert_same_state(gpu.get_optimizer_state(), cpu.get_optimizer_state())
 
 
-@pytest.mark.parametrize("optimizer,capacity,fuse_update", [("adam", None, False),
-                                                            ("momentum", 3, False),
-                                                            ("adam", 3, True)])
-def test_cuda_backend_matches_cpu_backend(cuda, optimizer, capacity, fuse_update):
-    """Host arrays in, host arrays out, as fastann.training drives a backend: 2 epochs."""
+@pytest.mark.parametrize("optimizer,capacity,fuse_update,gemm", [
+    ("adam", None, False, "tiles"), ("momentum", 3, False, "tiles"), ("adam", 3, True, "tiles"),
+    ("adam", 3, False, "cublas")])
+def test_cuda_backend_matches_cpu_backend(cuda, narrow_gemm, optimizer, capacity, fuse_update,
+                                          gemm):
+    """Host arrays in, host arrays out, as fastann.training drives a backend: 2 epochs (with
+    gemm="cublas", the first layer (7 x 5) takes the GEMM path)."""
     X, y, norm, params, sizes = make_problem((7, 5, 3), 10, seed=12)
     code = kernels.OPTIMIZERS[optimizer]
     hp = hyper(learning_rate=0.01 if optimizer == "adam" else 0.1)
     params0 = params.copy()
     cpu, gpu = backends(norm, params, sizes, kernels.RELU, code, capacity=capacity,
-                        fuse_update=fuse_update)
+                        fuse_update=fuse_update, gemm=gemm)
     np.testing.assert_array_equal(params, params0)  # the CUDA backend trains its own copy
     orders = [shuffled(10, 3), shuffled(10, 4)]
     results = ([], [])
@@ -441,6 +488,20 @@ def test_hardware_options_default_from_the_environment(cuda, monkeypatch, option
     assert value(**{option: False}) is False
     monkeypatch.setenv(variable, "0")
     assert value() is False
+
+
+def test_gemm_default_comes_from_the_environment(cuda, monkeypatch):
+    from fastann.backends.cuda import GEMM_ENV, CudaBackend
+    _, _, norm, params, sizes = make_problem((3, 2), 1, seed=48)
+    args = (sizes, kernels.RELU, kernels.SGD, norm, params)
+    monkeypatch.delenv(GEMM_ENV, raising=False)
+    assert CudaBackend(*args).gemm == "tiles"
+    monkeypatch.setenv(GEMM_ENV, "cublas")
+    assert CudaBackend(*args).gemm == "cublas"
+    assert CudaBackend(*args, gemm="tiles").gemm == "tiles"
+    monkeypatch.setenv(GEMM_ENV, "blas")
+    with pytest.raises(ValueError, match="FASTANN_CUDA_GEMM"):
+        CudaBackend(*args)
 
 
 def test_graphs_option_is_ignored_under_the_simulator(kc, cuda):

@@ -20,7 +20,8 @@ DATA = pathlib.Path(__file__).resolve().parent.parent / "data"
 
 
 def compare_cpu_gpu(X, y, X_test, y_test, sizes, optimizer, activation, batch_size, epochs,
-                    dtype=np.float32, learning_rate=1e-3, capacity=None, seed=0):
+                    dtype=np.float32, learning_rate=1e-3, capacity=None, seed=0,
+                    **backend_options):
     """Train the same network on both devices; return per-epoch losses, accuracies, params.
 
     The CPU side runs :func:`fastann.kernels.train_epoch` directly (so that its
@@ -49,7 +50,8 @@ def compare_cpu_gpu(X, y, X_test, y_test, sizes, optimizer, activation, batch_si
     cpu_out = cpu_log_proba(X_test, norm, cpu_params, sizes, activation,
                             min(1024, X_test.shape[0]))
 
-    backend = CudaBackend(sizes, activation, optimizer, norm, params0.copy(), capacity=capacity)
+    backend = CudaBackend(sizes, activation, optimizer, norm, params0.copy(), capacity=capacity,
+                          **backend_options)
     backend.load_data(X, y, batch_size)
     gpu_losses, step, gpu_seconds = [], 0, 0.0
     for order in orders:
@@ -86,6 +88,20 @@ def test_100_adam_steps_match_cpu(mnist_subset):
     print(f"\n100 steps: CPU {r['cpu_seconds']:.3f}s, GPU {r['gpu_seconds']:.3f}s "
           f"(first GPU epoch includes compilation); test accuracy CPU {r['cpu_accuracy']:.3f}, "
           f"GPU {r['gpu_accuracy']:.3f}")
+
+
+@pytest.mark.parametrize("sizes", [(784, 128, 10), (784, 256, 256, 10)])
+def test_cublas_gemm_path_matches_cpu(mnist_subset, sizes):
+    """gemm="cublas" (CuPy's cuBLAS on the same device arrays; off by default until this
+    passes): 100 Adam steps as the CPU within the hardware tolerances."""
+    pytest.importorskip("cupy", reason='gemm="cublas" needs CuPy')
+    X, y, X_test, y_test = mnist_subset
+    r = compare_cpu_gpu(X, y, X_test, y_test, sizes, kernels.ADAM, kernels.RELU,
+                        batch_size=20, epochs=1, gemm="cublas")
+    assert r["steps"] == 100
+    np.testing.assert_allclose(r["gpu_losses"], r["cpu_losses"], rtol=1e-4)
+    assert abs(r["gpu_accuracy"] - r["cpu_accuracy"]) <= 0.003 + 1e-12
+    np.testing.assert_allclose(r["gpu_params"], r["cpu_params"], rtol=1e-3, atol=1e-4)
 
 
 def test_micro_batched_gradient_descent_float64_matches_cpu(mnist_subset):

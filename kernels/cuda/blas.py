@@ -1,0 +1,166 @@
+"""Wide dense layers through cuBLAS: a library GEMM on the device arrays, plus small epilogues.
+
+Optional (``gemm="cublas"`` in :class:`~fastann.kernels.cuda.TrainingProgram`,
+off by default until it has run on hardware). For layers whose inputs and
+outputs are both at least :data:`WIDE` wide, the training step replaces the
+tiled kernels of :mod:`fastann.kernels.cuda.dense` with:
+
+* forward: ``out[:n] = X[:n] @ W`` (GEMM), then ``out = f(out + b)``
+  (:func:`epilogue_kernels` ``bias_activation``); the first layer gathers its
+  rows first (:func:`fastann.kernels.cuda.batching` ``_gather``, which moves
+  the cursor);
+* backward: ``dW (+)= X[:n]^T dZ[:n]`` (GEMM, ``beta = 1`` for a later
+  micro-batch), ``db (+)=`` the column sums of ``dZ`` (``column_sums``, rows in
+  the CPU's order), and, below the first layer, ``dX[:n] = dZ[:n] W^T`` (GEMM)
+  then ``dX *= f'(X)`` (``derivative_times``).
+
+The GEMM is cuBLAS's ``sgemm``/``dgemm`` called through CuPy's bindings
+(``pip install cupy-cuda13x`` or ``cupy-cuda12x``) on the same memory, no
+copies: row-major ``C = op(A) op(B)`` is column-major ``C^T = op(B)^T
+op(A)^T``, so the operands are passed swapped, each with its row length as
+leading dimension. It runs on the legacy default stream, where numba-cuda
+launches, so the kernels and GEMMs of a step stay in order. cuBLAS's default
+math mode computes float32 in float32 (no TF32). Under the simulator a NumPy
+product stands in for cuBLAS, so everything around the call (row counts,
+accumulation, epilogues, order) is tested without a GPU.
+
+The row count of a GEMM is a host value: a step with GEMMs is launched from
+the host plan, so these steps cannot be captured as a CUDA graph.
+"""
+from functools import lru_cache
+
+import numpy as np
+from numba import cuda
+
+from ._device import activation_functions
+from ._launch import ACCUMULATE, CURRENT, ROWS, SIMULATOR
+
+#: Layers with at least this many inputs and outputs take the GEMM path.
+WIDE = 64
+
+
+def is_wide(d_in, d_out):
+    """Whether a ``d_in x d_out`` layer takes the GEMM path."""
+    return int(d_in) >= WIDE and int(d_out) >= WIDE
+
+
+def require_cupy():
+    """CuPy's cuBLAS bindings, or an ImportError that says how to install them."""
+    try:
+        import cupy
+        from cupy_backends.cuda.libs import cublas
+    except ImportError as exc:
+        raise ImportError('gemm="cublas" needs CuPy: pip install "fastann[cublas13]" '
+                          '(cupy-cuda13x) or "fastann[cublas12]" (cupy-cuda12x)') from exc
+    return cupy, cublas
+
+
+def _pointer(array):
+    return array.__cuda_array_interface__["data"][0]
+
+
+def gemm(a, b, c, n_rows, trans_a=False, beta=0.0, trans_b=False):
+    """``c = op(a) @ op(b) + beta * c`` on device arrays, over the first ``n_rows`` rows.
+
+    ``n_rows`` is the number of live rows of the mini-batch: of ``a`` and
+    ``c`` (``c[:n] = a[:n] @ op(b)``), or with ``trans_a`` of ``a`` and ``b``
+    (``c = a[:n]^T @ b[:n]``, a sum over the rows).
+
+    Parameters
+    ----------
+    a, b, c : device arrays, 2-D, C-contiguous, float32 or float64 (one dtype)
+    n_rows : int
+    trans_a, trans_b : bool
+    beta : float
+        0 overwrites ``c``; 1 adds to it.
+    """
+    n = int(n_rows)
+    a_rows = n
+    if trans_a:
+        m, k = a.shape[1], n
+        b_rows = n
+    else:
+        m, k = n, a.shape[1]
+        b_rows = b.shape[0]
+    n_out = b.shape[0] if trans_b else b.shape[1]
+    if m == 0 or n_out == 0:
+        return
+    if SIMULATOR:
+        A = a._ary[:a_rows]
+        B = b._ary[:b_rows]
+        C = c._ary[:m]
+        product = (A.T if trans_a else A) @ (B.T if trans_b else B)
+        C[...] = product if beta == 0.0 else C + product
+        return
+    _cublas_gemm(a, b, c, m, n_out, k, trans_a, trans_b, beta)
+
+
+def _cublas_gemm(a, b, c, m, n, k, trans_a, trans_b, beta):  # pragma: no cover - needs a GPU
+    cupy, cublas = require_cupy()
+    handle = cupy.cuda.device.get_cublas_handle()
+    dtype = np.dtype(c.dtype)
+    alpha, beta = np.array(1.0, dtype), np.array(beta, dtype)
+    function = cublas.sgemm if dtype == np.float32 else cublas.dgemm
+    op_a = cublas.CUBLAS_OP_T if trans_a else cublas.CUBLAS_OP_N
+    op_b = cublas.CUBLAS_OP_T if trans_b else cublas.CUBLAS_OP_N
+    mode = cublas.getPointerMode(handle)
+    cublas.setPointerMode(handle, cublas.CUBLAS_POINTER_MODE_HOST)
+    try:
+        # CuPy's binding sets the handle's stream to CuPy's current one: the legacy default
+        # stream, where numba-cuda launches. Column-major C^T (n x m) = op(B)^T @ op(A)^T.
+        with cupy.cuda.Stream.null:
+            function(handle, op_b, op_a, n, m, k, alpha.ctypes.data, _pointer(b), b.shape[1],
+                     _pointer(a), a.shape[1], beta.ctypes.data, _pointer(c), c.shape[1])
+    finally:
+        cublas.setPointerMode(handle, mode)
+
+
+@lru_cache(maxsize=None)
+def epilogue_kernels(dtype):
+    """``(bias_activation, column_sums, derivative_times)`` kernels for one float dtype.
+
+    Each reads the live row count (and whether to accumulate) from the plan at
+    the cursor, as the tiled kernels do:
+
+    * ``bias_activation(out, b, code, plan, cursor)``: ``out = f(out + b)``;
+    * ``column_sums(dZ, db, plan, cursor)``: ``db (+)= sum over rows of dZ``,
+      one thread per column, rows in order (as :func:`kernels.column_sums`);
+    * ``derivative_times(dX, X, code, plan, cursor)``: ``dX = dX * f'(.)``
+      through the outputs ``X = f(.)``.
+    """
+    activate, derivative = activation_functions(np.dtype(dtype))
+    zero = np.dtype(dtype).type(0.0)
+
+    @cuda.jit(cache=True)
+    def bias_activation(out, b, code, plan, cursor):
+        n_rows = int(plan[cursor[CURRENT], ROWS])
+        d = out.shape[1]
+        for idx in range(cuda.grid(1), n_rows * d, cuda.gridsize(1)):
+            i = idx // d
+            j = idx - i * d
+            out[i, j] = activate(out[i, j] + b[j], code)
+
+    @cuda.jit(cache=True)
+    def column_sums(dZ, db, plan, cursor):
+        step = cursor[CURRENT]
+        n_rows = int(plan[step, ROWS])
+        accumulate = plan[step, ACCUMULATE] != 0.0
+        for j in range(cuda.grid(1), dZ.shape[1], cuda.gridsize(1)):
+            total = zero
+            for i in range(n_rows):
+                total += dZ[i, j]
+            if accumulate:
+                db[j] += total
+            else:
+                db[j] = total
+
+    @cuda.jit(cache=True)
+    def derivative_times(dX, X, code, plan, cursor):
+        n_rows = int(plan[cursor[CURRENT], ROWS])
+        d = dX.shape[1]
+        for idx in range(cuda.grid(1), n_rows * d, cuda.gridsize(1)):
+            i = idx // d
+            j = idx - i * d
+            dX[i, j] = derivative(dX[i, j], X[i, j], code)
+
+    return bias_activation, column_sums, derivative_times
