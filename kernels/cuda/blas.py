@@ -106,9 +106,11 @@ def _cublas_gemm(a, b, c, m, n, k, trans_a, trans_b, beta):  # pragma: no cover 
     mode = cublas.getPointerMode(handle)
     cublas.setPointerMode(handle, cublas.CUBLAS_POINTER_MODE_HOST)
     try:
-        # CuPy's binding sets the handle's stream to CuPy's current one: the legacy default
-        # stream, where numba-cuda launches. Column-major C^T (n x m) = op(B)^T @ op(A)^T.
+        # The legacy default stream, where numba-cuda launches: set on the handle here, and
+        # made CuPy's current stream for the bindings that set the handle's stream themselves.
+        # Column-major C^T (n x m) = op(B)^T @ op(A)^T.
         with cupy.cuda.Stream.null:
+            cublas.setStream(handle, cupy.cuda.Stream.null.ptr)
             function(handle, op_b, op_a, n, m, k, alpha.ctypes.data, _pointer(b), b.shape[1],
                      _pointer(a), a.shape[1], beta.ctypes.data, _pointer(c), c.shape[1])
     finally:
