@@ -174,6 +174,11 @@ def require_cuda():
     return reason
 
 
+def _env_flag(name):
+    """Whether the environment variable ``name`` turns an option on (set, and not ``0``)."""
+    return os.environ.get(name, "0") not in ("", "0")
+
+
 class CudaBackend:
     """Device-resident training state of one model (see :mod:`fastann.backends`).
 
@@ -233,15 +238,13 @@ class CudaBackend:
         self.capacity = int(capacity or DEFAULT_CAPACITY)
         self.launch = dict(tile=tile, per_thread=per_thread, threads=threads,
                            rows_per_block=rows_per_block, lanes=lanes)
-        if graphs is None:
-            graphs = os.environ.get(GRAPHS_ENV, "0") not in ("", "0")
-        self.graphs = bool(graphs)
+        self.graphs = bool(_env_flag(GRAPHS_ENV) if graphs is None else graphs)
         self.prepared = bool(prepared)
-        if fuse_update is None:
-            fuse_update = os.environ.get(FUSE_UPDATE_ENV, "0") not in ("", "0")
-        self.fuse_update = bool(fuse_update)
+        self.fuse_update = bool(_env_flag(FUSE_UPDATE_ENV) if fuse_update is None
+                                else fuse_update)
         self.gemm = gemm or os.environ.get(GEMM_ENV, "") or "tiles"
-        if self.gemm not in ("tiles", "cublas"):
+        from ..kernels.cuda.blas import GEMMS
+        if self.gemm not in GEMMS:
             raise ValueError(f'gemm must be "tiles" or "cublas", got {self.gemm!r} (from '
                              f'{"the argument" if gemm else GEMM_ENV})')
         to = cuda.to_device

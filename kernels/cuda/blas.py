@@ -37,6 +37,8 @@ from ._launch import ACCUMULATE, CURRENT, ROWS, SIMULATOR
 
 #: Layers with at least this many inputs and outputs take the GEMM path.
 WIDE = 64
+#: The values of the ``gemm`` option: numba-cuda's tiles, or cuBLAS for wide layers.
+GEMMS = ("tiles", "cublas")
 
 
 def is_wide(d_in, d_out):

@@ -131,17 +131,16 @@ def _configured(calls, prepared=False):
     the simulator keeps the grid on the kernel object itself, so it is configured per launch.
     ``prepared``: :class:`_PreparedLaunch` launchers (GPU only). A call whose grid is None is
     a host step (a :class:`_HostGemm`), called as it is."""
-    if any(grid is None for _, grid, _, _ in calls):  # host steps (GEMMs): plain calls
-        return [(kernel, args) if grid is None else
-                (lambda *a, k=kernel, g=grid, b=block: k[g, b](*a), args)
-                for kernel, grid, block, args in calls]
-    if SIMULATOR:
-        return [(lambda *a, k=kernel, g=grid, b=block: k[g, b](*a), args)
-                for kernel, grid, block, args in calls]
-    if prepared:  # pragma: no cover - needs a GPU
-        return [(_PreparedLaunch(kernel, grid, block, args), args)
-                for kernel, grid, block, args in calls]
-    return [(kernel[grid, block], args) for kernel, grid, block, args in calls]
+    def configured(kernel, grid, block, args):
+        if grid is None:  # a host step
+            return kernel, args
+        if SIMULATOR:
+            return (lambda *a, k=kernel, g=grid, b=block: k[g, b](*a)), args
+        if prepared:  # pragma: no cover - needs a GPU
+            return _PreparedLaunch(kernel, grid, block, args), args
+        return kernel[grid, block], args
+
+    return [configured(*call) for call in calls]
 
 
 class _PreparedLaunch:  # pragma: no cover - needs a GPU
@@ -290,11 +289,17 @@ class _Network:
                 calls.append((k.forward_rows, grid, block, tuple(source) + tail))
         return calls
 
+    def output_gradient(self, l):
+        """Where the backward pass finds layer ``l``'s output gradient ``dZ``: over the logits
+        for the last layer, else in the ``dX`` that layer ``l + 1`` writes."""
+        return self.dX[l + 1] if l + 1 < self.n_layers else self.logits
+
     def backward_calls(self, inputs, plan, cursor, first_layer=True):
         """``L`` backward launches (``L - 1`` without ``first_layer``): back-propagate the
         gradient stored over the logits."""
-        calls, dZ = [], self.out[-1]
+        calls = []
         for l in range(self.n_layers - 1, -1 if first_layer else 0, -1):
+            dZ = self.output_gradient(l)
             grid, block, per_row, n_dw = backward_grid(self.capacity, self.sizes[l],
                                                        self.sizes[l + 1], self.tile, l > 0,
                                                        self.per_thread)
@@ -305,7 +310,6 @@ class _Network:
             calls.append((self.kernels.backward, grid, block,
                           (X, self.W[l], dZ, self.dW[l], self.db[l], dX, self.activation, plan,
                            cursor, per_row, n_dw)))
-            dZ = dX
         return calls
 
 
@@ -419,7 +423,7 @@ class TrainingProgram:
         self.graphs = bool(graphs) and not SIMULATOR
         self.prepared = bool(prepared) and not SIMULATOR
         self.fuse_update = bool(fuse_update)
-        if gemm not in ("tiles", "cublas"):
+        if gemm not in _blas.GEMMS:
             raise ValueError(f'gemm must be "tiles" or "cublas", got {gemm!r}')
         if gemm == "cublas" and self.graphs:
             raise ValueError('gemm="cublas" launches from the host plan: it cannot run as a '
@@ -460,26 +464,23 @@ class TrainingProgram:
             raise ValueError("unknown optimizer code")
         params = net.params
         kernel_name = "adam" if name == "adamw" else name
+        optimizer_state = {"sgd": (), "momentum": (state.velocity,),
+                           "nesterov": (state.velocity,), "adam": (state.m, state.v)}[kernel_name]
         if self.fuse_update:
-            state_arrays = {"sgd": (b.grads, b.grads), "momentum": (state.velocity,) * 2,
-                            "nesterov": (state.velocity,) * 2, "adam": (state.m, state.v)}
+            s1, s2 = (optimizer_state + (b.grads, b.grads))[:2]  # unused slots: any array
             kernel = backward_update_kernel(network.tile, network.dtype, network.per_thread,
                                             kernel_name)
             grid, block, per_row, n_dw = backward_update_grid(
                 params.size, network.sizes[0], network.sizes[1], network.tile,
                 network.per_thread)
-            dZ = network.dX[1] if network.n_layers > 1 else network.logits
             calls.append((kernel, grid, block,
-                          (b.inputs, dZ, params, b.grads, *state_arrays[kernel_name], plan,
+                          (b.inputs, network.output_gradient(0), params, b.grads, s1, s2, plan,
                            cursor, *_opt.padded_constants(name, network.dtype, self.hyper),
                            network.n_weights, per_row, n_dw)))
             return calls
-        arrays = {"sgd": (b.grads,), "momentum": (b.grads, state.velocity),
-                  "nesterov": (b.grads, state.velocity),
-                  "adam": (b.grads, state.m, state.v), "adamw": (b.grads, state.m, state.v)}
         kernel = _opt.optimizer_kernels(network.dtype)[kernel_name]
         calls.append((kernel, n_blocks(params.size, threads), threads,
-                      (params, *arrays[name], plan, cursor,
+                      (params, b.grads, *optimizer_state, plan, cursor,
                        *_opt.constant_arguments(name, network.dtype, self.hyper),
                        network.n_weights)))
         return calls
@@ -522,7 +523,7 @@ class TrainingProgram:
             i = L - 1 - l  # position of layer l's launch
             if i >= len(out):
                 continue  # the first layer's backward is the fused update (fuse_update)
-            dZ = network.dX[l + 1] if l + 1 < L else network.logits
+            dZ = network.output_gradient(l)
             source = b.inputs if l == 0 else network.out[l - 1]
             d_out = network.sizes[l + 1]
             steps = [(_HostGemm(self, source, dZ, network.dW[l], trans_a=True,

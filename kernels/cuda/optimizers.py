@@ -30,6 +30,10 @@ from ._launch import (CURRENT, DECAY, DEFAULT_THREADS, EPS_HAT, LR, NEXT, UPDATE
                       n_blocks, numba_type, single_step_plan)
 
 
+#: The update kernels, one per formula (AdamW is ``"adam"`` with its decay in the plan).
+KERNEL_NAMES = ("sgd", "momentum", "nesterov", "adam")
+
+
 @lru_cache(maxsize=None)
 def update_function(name, dtype):
     """The device function that applies optimizer ``name`` to one parameter, for one dtype.
@@ -57,7 +61,7 @@ def update_function(name, dtype):
     backward pass (:mod:`fastann.kernels.cuda.dense`), goes through this one
     function.
     """
-    if name not in ("sgd", "momentum", "nesterov", "adam"):
+    if name not in KERNEL_NAMES:
         raise ValueError(f"unknown optimizer {name!r}")
     SGD_, MOMENTUM_, NESTEROV_ = name == "sgd", name == "momentum", name == "nesterov"
 
@@ -96,8 +100,7 @@ def optimizer_kernels(dtype):
     parameters' dtype on the device (``nbtype(plan[...])``). Each one runs
     :func:`update_function` over the flat parameters (grid-stride).
     """
-    return {name: _optimizer_kernel(name, dtype) for name in ("sgd", "momentum", "nesterov",
-                                                                 "adam")}
+    return {name: _optimizer_kernel(name, dtype) for name in KERNEL_NAMES}
 
 
 def _optimizer_kernel(name, dtype):
