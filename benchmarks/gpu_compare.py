@@ -23,6 +23,8 @@ where a fresh process matters):
     backward launch, ``fuse_update=True``: one launch fewer per step),
     ``cublas`` / ``cublas+fused`` (hidden layers at least 64 wide through
     cuBLAS, ``gemm="cublas"``; needs CuPy: ``pip install cupy-cuda13x``),
+    ``split`` / ``split+fused+graphs`` (forward launches with fewer blocks than
+    the GPU has SMs split their reduction, ``split_k="auto"``),
     ``t8`` (8x8-thread tiles: 4x the blocks, to fill more SMs at batch 128),
     ``pt2`` / ``pt4`` (2x2 / 4x4 outputs per thread in the dense tiles), and
     ``model`` (``MLPClassifier.partial_fit``: shuffle, train, divergence
@@ -73,6 +75,8 @@ VARIANTS = {
     "fused+graphs": {"fuse_update": True, "graphs": True},
     "cublas": {"gemm": "cublas", "graphs": False},
     "cublas+fused": {"gemm": "cublas", "fuse_update": True, "graphs": False},
+    "split": {"split_k": "auto", "graphs": False},
+    "split+fused+graphs": {"split_k": "auto", "fuse_update": True, "graphs": True},
     "t8": {"tile": 8, "graphs": False},
     "pt2": {"per_thread": 2, "graphs": False},
     "pt4": {"per_thread": 4, "tile": 8, "graphs": False},

@@ -45,6 +45,8 @@ GRAPHS_ENV = "FASTANN_CUDA_GRAPHS"
 FUSE_UPDATE_ENV = "FASTANN_CUDA_FUSE_UPDATE"
 #: Environment variable that picks the GEMM of wide hidden layers when ``gemm`` is not given.
 GEMM_ENV = "FASTANN_CUDA_GEMM"
+#: Environment variable that sets split-K (an int, or ``auto``) when ``split_k`` is not given.
+SPLIT_K_ENV = "FASTANN_CUDA_SPLIT_K"
 # Rows processed at once on the device.
 DEFAULT_CAPACITY = 4096
 # Inference inputs kept on the device, most recently used first: the training
@@ -179,6 +181,18 @@ def _env_flag(name):
     return os.environ.get(name, "0") not in ("", "0")
 
 
+def _split_k(split_k):
+    """The ``split_k`` argument, else :data:`SPLIT_K_ENV`'s value, else 1; checked."""
+    from ..kernels.cuda.dense import check_split_k
+    if split_k is not None:
+        return check_split_k(split_k)
+    text = os.environ.get(SPLIT_K_ENV, "").strip() or "1"
+    try:
+        return check_split_k(text if text == "auto" else int(text))
+    except ValueError:
+        raise ValueError(f'{SPLIT_K_ENV} must be a positive int or "auto", got {text!r}') from None
+
+
 class CudaBackend:
     """Device-resident training state of one model (see :mod:`fastann.backends`).
 
@@ -217,17 +231,25 @@ class CudaBackend:
         on the same device arrays. Default: the environment variable
         ``FASTANN_CUDA_GEMM``, else ``"tiles"`` (numba-cuda kernels only),
         until it has passed the hardware tests. Not with ``graphs``.
+    split_k : int or "auto", optional
+        Split the reduction of forward launches that have fewer blocks than
+        the GPU has multiprocessors over this many blocks, summed in a fixed
+        order (:class:`fastann.kernels.cuda.TrainingProgram`). Default: the
+        environment variable ``FASTANN_CUDA_SPLIT_K``, else 1 (off), until it
+        has passed the hardware tests.
 
     Raises
     ------
     RuntimeError
         No usable CUDA device (the message says what is missing).
+    ValueError
+        An unknown ``gemm`` or ``split_k`` (from the argument or the environment).
     """
 
     def __init__(self, layer_sizes, activation, optimizer, normalization, params,
                  optimizer_state=None, n_threads=None, capacity=None, tile=None, threads=None,
                  rows_per_block=None, lanes=None, per_thread=None, graphs=None,
-                 prepared=False, fuse_update=None, gemm=None):
+                 prepared=False, fuse_update=None, gemm=None, split_k=None):
         require_cuda()
         from numba import cuda
         self._cuda = cuda
@@ -247,6 +269,7 @@ class CudaBackend:
         if self.gemm not in GEMMS:
             raise ValueError(f'gemm must be "tiles" or "cublas", got {self.gemm!r} (from '
                              f'{"the argument" if gemm else GEMM_ENV})')
+        self.split_k = _split_k(split_k)
         to = cuda.to_device
         self.normalization = kernels.Normalization(
             to(np.ascontiguousarray(normalization.scale, self.dtype)),
@@ -330,7 +353,8 @@ class CudaBackend:
             self._program = TrainingProgram(
                 d_X, d_y, d_order, self.normalization, self.network, self.optimizer, hyper,
                 self.state, buffers, plan=d_plan, graphs=self.graphs, prepared=self.prepared,
-                fuse_update=self.fuse_update, gemm=self.gemm, **self.launch)
+                fuse_update=self.fuse_update, gemm=self.gemm, split_k=self.split_k,
+                **self.launch)
         return self._program.run(order.size, batch_size, hyper, step)
 
     def release(self):

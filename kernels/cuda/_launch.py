@@ -117,6 +117,19 @@ def simulator_pacing():
         sys.setswitchinterval(previous)
 
 
+#: Multiprocessors the simulator reports (an H100 SXM's 132), so that launches split as there.
+SIMULATED_MULTIPROCESSORS = 132
+
+
+def multiprocessors():
+    """Streaming multiprocessors of the current GPU (:data:`SIMULATED_MULTIPROCESSORS` under
+    the simulator)."""
+    if SIMULATOR:
+        return SIMULATED_MULTIPROCESSORS
+    from numba import cuda  # pragma: no cover - needs a GPU
+    return int(cuda.get_current_device().MULTIPROCESSOR_COUNT)  # pragma: no cover
+
+
 def single_step_plan(start=0, n_rows=0, grad_scale=0.0, accumulate=False, update=True,
                      lr=0.0, eps_hat=0.0, decay=0.0):
     """A one-row host plan, for the launchers that run one kernel outside an epoch.

@@ -49,7 +49,7 @@ from collections import namedtuple
 from functools import lru_cache
 
 import numpy as np
-from numba import cuda
+from numba import cuda, int64
 
 from ._device import activation_functions
 from ._launch import (ACCUMULATE, CURRENT, DECAY, DEFAULT_PER_THREAD, DEFAULT_TILE, EPS_HAT,
@@ -57,15 +57,22 @@ from ._launch import (ACCUMULATE, CURRENT, DECAY, DEFAULT_PER_THREAD, DEFAULT_TI
                       numba_type, single_step_plan)
 from .optimizers import update_function
 
+#: The most blocks that split one output tile's reduction (:func:`forward_splits`).
+MAX_SPLITS = 8
+
 
 #: The kernels of one ``(tile, dtype, per_thread)``: ``forward`` and ``backward`` of a layer,
 #: and the first layer's forward with the gather fused in, for training (``forward_gather``:
 #: rows through ``order``, keeps the normalized inputs and the labels for the backward pass)
 #: and for inference (``forward_rows``: consecutive rows); and the last layer's forward with
-#: softmax cross-entropy fused in (``forward_softmax``, when a block holds every class).
+#: softmax cross-entropy fused in (``forward_softmax``, when a block holds every class);
+#: and the ``*_split`` twins of the training forward kernels, which split the reduction over
+#: ``gridDim.z`` blocks (split-K) to fill a GPU's multiprocessors when the output has few
+#: tiles (see :func:`forward_splits`).
 DenseKernels = namedtuple("DenseKernels", ["forward", "backward", "forward_gather",
                                            "forward_rows", "forward_softmax",
-                                           "weight_gradient_tile"])
+                                           "weight_gradient_tile", "forward_split",
+                                           "forward_gather_split", "forward_softmax_split"])
 
 #: Static shared memory a block may use (48 KiB on every GPU since compute capability 3.0).
 MAX_STATIC_SHARED = 48 * 1024
@@ -116,90 +123,90 @@ def dense_kernels(tile, dtype, per_thread=1):
                 if row < n_rows and col < d_out:
                     out[row, col] = activate(acc[i, j] + b[col], activation)
 
-    @cuda.jit(cache=True)
-    def forward(X, W, b, activation, out, plan, cursor):
-        n_rows = int(plan[cursor[CURRENT], ROWS])
-        row0 = cuda.blockIdx.y * BT
-        if row0 >= n_rows:
-            return  # the whole block is past the live rows
-        col0 = cuda.blockIdx.x * BT
-        A = cuda.shared.array(SHAPE, nbtype)
-        B = cuda.shared.array(SHAPE, nbtype)
-        acc = cuda.local.array(ACC, nbtype)
-        a = cuda.local.array(R, nbtype)
-        tx = cuda.threadIdx.x
-        ty = cuda.threadIdx.y
-        tid = ty * T + tx
-        d_in = W.shape[0]
+    @cuda.jit(device=True)
+    def multiply_slab(A, B, acc, a, tx, ty):
+        """``acc += A[rows, :] @ B[:, columns]`` for the thread's outputs of the staged slabs."""
+        for kk in range(BT):
+            for i in range(R):
+                a[i] = A[ty + i * T, kk]
+            for j in range(R):
+                w = B[kk, tx + j * T]
+                for i in range(R):
+                    acc[i, j] += a[i] * w
+
+    @cuda.jit(device=True)
+    def product_tile(X, W, row0, col0, n_rows, k_begin, k_end, A, B, acc, a, tx, ty, tid):
+        """``acc += X[rows, k_begin:k_end] @ W[k_begin:k_end, columns]`` of the tile at
+        ``(row0, col0)``, in slabs of ``BT``, ``k`` increasing."""
         d_out = W.shape[1]
-        clear(acc)
-        for k0 in range(0, d_in, BT):
+        for k0 in range(k_begin, k_end, BT):
             for e in range(tid, BT * BT, NT):
                 r = e // BT
                 k = e - r * BT
                 gr = row0 + r
                 gk = k0 + k
-                A[r, k] = X[gr, gk] if (gr < n_rows and gk < d_in) else ZERO
+                A[r, k] = X[gr, gk] if (gr < n_rows and gk < k_end) else ZERO
                 gk = k0 + r
                 gc = col0 + k
-                B[r, k] = W[gk, gc] if (gk < d_in and gc < d_out) else ZERO
+                B[r, k] = W[gk, gc] if (gk < k_end and gc < d_out) else ZERO
             cuda.syncthreads()
-            for kk in range(BT):
-                for i in range(R):
-                    a[i] = A[ty + i * T, kk]
-                for j in range(R):
-                    w = B[kk, tx + j * T]
-                    for i in range(R):
-                        acc[i, j] += a[i] * w
+            multiply_slab(A, B, acc, a, tx, ty)
             cuda.syncthreads()
-        store(out, acc, b, activation, row0, col0, n_rows, tx, ty)
 
-    @cuda.jit(cache=True)
-    def forward_softmax(X, W, b, labels, counters, out, plan, cursor):
-        """The last layer of a training step with softmax cross-entropy fused in.
+    @cuda.jit(device=True)
+    def split_range(d_in):
+        """The ``[k_begin, k_end)`` of this block's split of the reduction: whole slabs, spread
+        over ``gridDim.z`` splits in order (the whole of ``d_in`` when there is one)."""
+        n_slabs = (d_in + BT - 1) // BT
+        per_split = (n_slabs + cuda.gridDim.z - 1) // cuda.gridDim.z
+        k_begin = min(d_in, cuda.blockIdx.z * per_split * BT)
+        return k_begin, min(d_in, k_begin + per_split * BT)
 
-        Needs every class of a row in one block (``d_out <= tile * per_thread``,
-        a grid one block wide). The logits ``X @ W + b`` go to shared memory;
-        one thread per row then computes, in the CPU's order
-        (:func:`kernels.softmax_cross_entropy`), the max and first arg-max, the
-        sum of exponentials, the loss and correct count (added into the float64
-        ``counters`` with atomics) and writes the gradient ``(softmax(z) -
-        onehot(y)) * grad_scale`` into ``out``.
+    @cuda.jit(device=True)
+    def combine_splits(acc, partials, arrivals, flag, row0, col0, n_rows, d_out, tx, ty, tid):
+        """Split-K's deterministic reduction; True in the block that then holds the sums.
+
+        Every split stores its partial tile in ``partials[z * capacity + row, col]``, then
+        counts itself in ``arrivals[tile]`` (an integer atomic, after a memory fence). The
+        last of the tile's splits to arrive adds the ``gridDim.z`` partials into ``acc`` in
+        split order, so the sums do not depend on which block came last, and resets the
+        count for the next launch. The other blocks return False.
         """
-        step = cursor[CURRENT]
-        n_rows = int(plan[step, ROWS])
-        grad_scale = nbtype(plan[step, GRAD_SCALE])
-        row0 = cuda.blockIdx.y * BT
-        if row0 >= n_rows:
-            return  # the whole block is past the live rows
-        A = cuda.shared.array(SHAPE, nbtype)
-        B = cuda.shared.array(SHAPE, nbtype)
-        acc = cuda.local.array(ACC, nbtype)
-        a = cuda.local.array(R, nbtype)
-        tx = cuda.threadIdx.x
-        ty = cuda.threadIdx.y
-        tid = ty * T + tx
-        d_in = W.shape[0]
-        d_out = W.shape[1]
-        clear(acc)
-        for k0 in range(0, d_in, BT):
-            for e in range(tid, BT * BT, NT):
-                r = e // BT
-                k = e - r * BT
-                gr = row0 + r
-                gk = k0 + k
-                A[r, k] = X[gr, gk] if (gr < n_rows and gk < d_in) else ZERO
-                gk = k0 + r
-                B[r, k] = W[gk, k] if (gk < d_in and k < d_out) else ZERO
-            cuda.syncthreads()
-            for kk in range(BT):
-                for i in range(R):
-                    a[i] = A[ty + i * T, kk]
-                for j in range(R):
-                    w = B[kk, tx + j * T]
-                    for i in range(R):
-                        acc[i, j] += a[i] * w
-            cuda.syncthreads()
+        splits = cuda.gridDim.z
+        capacity = partials.shape[0] // splits
+        base = cuda.blockIdx.z * capacity
+        for i in range(R):
+            row = row0 + ty + i * T
+            for j in range(R):
+                col = col0 + tx + j * T
+                if row < n_rows and col < d_out:
+                    partials[base + row, col] = acc[i, j]
+        cuda.threadfence()  # the partial tile is visible to every block before it is counted
+        cuda.syncthreads()
+        tile_index = cuda.blockIdx.y * cuda.gridDim.x + cuda.blockIdx.x
+        if tid == 0:
+            flag[0] = cuda.atomic.add(arrivals, tile_index, 1)
+        cuda.syncthreads()
+        if flag[0] != splits - 1:
+            return False  # block-uniform: flag is shared
+        cuda.threadfence()
+        for i in range(R):
+            row = row0 + ty + i * T
+            for j in range(R):
+                col = col0 + tx + j * T
+                if row < n_rows and col < d_out:
+                    total = partials[row, col]
+                    for z in range(1, splits):
+                        total += partials[z * capacity + row, col]
+                    acc[i, j] = total
+        if tid == 0:
+            arrivals[tile_index] = 0
+        return True
+
+    @cuda.jit(device=True)
+    def softmax_rows(acc, b, labels, counters, out, A, row0, n_rows, d_out, grad_scale, tx, ty):
+        """The softmax cross-entropy of the block's rows of logits ``acc + b`` (see
+        ``forward_softmax``), staged through ``A``."""
         for i in range(R):
             for j in range(R):
                 c = tx + j * T
@@ -234,6 +241,150 @@ def dense_kernels(tile, dtype, per_thread=1):
                             g -= grad_scale
                         out[row, c] = g
 
+    def forward_bodies(SPLIT):
+        """The forward kernels' bodies, with split-K (``SPLIT``, a compile-time constant) or
+        without. Without it, ``partials`` and ``arrivals`` are never touched (the kernels
+        pass ``out`` and ``cursor`` in their place)."""
+
+        @cuda.jit(device=True)
+        def dense(X, W, b, activation, out, partials, arrivals, plan, cursor):
+            n_rows = int(plan[cursor[CURRENT], ROWS])
+            row0 = cuda.blockIdx.y * BT
+            if row0 >= n_rows:
+                return  # the whole block is past the live rows
+            col0 = cuda.blockIdx.x * BT
+            A = cuda.shared.array(SHAPE, nbtype)
+            B = cuda.shared.array(SHAPE, nbtype)
+            flag = cuda.shared.array(1, int64)
+            acc = cuda.local.array(ACC, nbtype)
+            a = cuda.local.array(R, nbtype)
+            tx = cuda.threadIdx.x
+            ty = cuda.threadIdx.y
+            tid = ty * T + tx
+            d_in = W.shape[0]
+            k_begin, k_end = split_range(d_in) if SPLIT else (0, d_in)
+            clear(acc)
+            product_tile(X, W, row0, col0, n_rows, k_begin, k_end, A, B, acc, a, tx, ty, tid)
+            if SPLIT:
+                if not combine_splits(acc, partials, arrivals, flag, row0, col0, n_rows,
+                                      W.shape[1], tx, ty, tid):
+                    return
+            store(out, acc, b, activation, row0, col0, n_rows, tx, ty)
+
+        @cuda.jit(device=True)
+        def softmax(X, W, b, labels, counters, out, partials, arrivals, plan, cursor):
+            step = cursor[CURRENT]
+            n_rows = int(plan[step, ROWS])
+            grad_scale = nbtype(plan[step, GRAD_SCALE])
+            row0 = cuda.blockIdx.y * BT
+            if row0 >= n_rows:
+                return  # the whole block is past the live rows
+            A = cuda.shared.array(SHAPE, nbtype)
+            B = cuda.shared.array(SHAPE, nbtype)
+            flag = cuda.shared.array(1, int64)
+            acc = cuda.local.array(ACC, nbtype)
+            a = cuda.local.array(R, nbtype)
+            tx = cuda.threadIdx.x
+            ty = cuda.threadIdx.y
+            tid = ty * T + tx
+            d_in = W.shape[0]
+            d_out = W.shape[1]
+            k_begin, k_end = split_range(d_in) if SPLIT else (0, d_in)
+            clear(acc)
+            product_tile(X, W, row0, 0, n_rows, k_begin, k_end, A, B, acc, a, tx, ty, tid)
+            if SPLIT:
+                if not combine_splits(acc, partials, arrivals, flag, row0, 0, n_rows, d_out,
+                                      tx, ty, tid):
+                    return
+            softmax_rows(acc, b, labels, counters, out, A, row0, n_rows, d_out, grad_scale,
+                         tx, ty)
+
+        @cuda.jit(device=True)
+        def gather(X, y, order, scale, shift, inputs, labels, W, b, activation, out, partials,
+                   arrivals, plan, cursor):
+            c = cursor[NEXT]
+            cursor[CURRENT] = c  # the same value from every thread; nobody here reads this slot
+            start = int(plan[c, START])
+            n_rows = int(plan[c, ROWS])
+            row0 = cuda.blockIdx.y * BT
+            if row0 >= n_rows:
+                return  # the whole block is past the live rows
+            col0 = cuda.blockIdx.x * BT
+            keep = cuda.blockIdx.x == 0
+            A = cuda.shared.array(SHAPE, nbtype)
+            B = cuda.shared.array(SHAPE, nbtype)
+            flag = cuda.shared.array(1, int64)
+            acc = cuda.local.array(ACC, nbtype)
+            a = cuda.local.array(R, nbtype)
+            tx = cuda.threadIdx.x
+            ty = cuda.threadIdx.y
+            tid = ty * T + tx
+            d_in = W.shape[0]
+            d_out = W.shape[1]
+            k_begin, k_end = split_range(d_in) if SPLIT else (0, d_in)
+            clear(acc)
+            for k0 in range(k_begin, k_end, BT):
+                for e in range(tid, BT * BT, NT):
+                    r = e // BT
+                    k = e - r * BT
+                    gr = row0 + r
+                    gk = k0 + k
+                    v = ZERO
+                    if gr < n_rows and gk < k_end:
+                        source = order[start + gr]
+                        v = X[source, gk] * scale[gk] + shift[gk]
+                        if keep:
+                            inputs[gr, gk] = v
+                            if gk == 0:
+                                labels[gr] = y[source]
+                    A[r, k] = v
+                    gk = k0 + r
+                    gc = col0 + k
+                    B[r, k] = W[gk, gc] if (gk < k_end and gc < d_out) else ZERO
+                cuda.syncthreads()
+                multiply_slab(A, B, acc, a, tx, ty)
+                cuda.syncthreads()
+            if SPLIT:
+                if not combine_splits(acc, partials, arrivals, flag, row0, col0, n_rows, d_out,
+                                      tx, ty, tid):
+                    return
+            store(out, acc, b, activation, row0, col0, n_rows, tx, ty)
+
+        return dense, softmax, gather
+
+    dense_body, softmax_body, gather_body = forward_bodies(False)
+    dense_split, softmax_split, gather_split = forward_bodies(True)
+
+    @cuda.jit(cache=True)
+    def forward(X, W, b, activation, out, plan, cursor):
+        dense_body(X, W, b, activation, out, out, cursor, plan, cursor)
+
+    @cuda.jit(cache=True)
+    def forward_split(X, W, b, activation, out, partials, arrivals, plan, cursor):
+        """``forward`` with the reduction split over ``gridDim.z`` blocks (split-K):
+        ``partials`` (``gridDim.z * capacity``, d_out) and ``arrivals`` (int64, one zero per
+        output tile) as in ``combine_splits``."""
+        dense_split(X, W, b, activation, out, partials, arrivals, plan, cursor)
+
+    @cuda.jit(cache=True)
+    def forward_softmax(X, W, b, labels, counters, out, plan, cursor):
+        """The last layer of a training step with softmax cross-entropy fused in.
+
+        Needs every class of a row in one block (``d_out <= tile * per_thread``,
+        a grid one block wide). The logits ``X @ W + b`` go to shared memory;
+        one thread per row then computes, in the CPU's order
+        (:func:`kernels.softmax_cross_entropy`), the max and first arg-max, the
+        sum of exponentials, the loss and correct count (added into the float64
+        ``counters`` with atomics) and writes the gradient ``(softmax(z) -
+        onehot(y)) * grad_scale`` into ``out``.
+        """
+        softmax_body(X, W, b, labels, counters, out, out, cursor, plan, cursor)
+
+    @cuda.jit(cache=True)
+    def forward_softmax_split(X, W, b, labels, counters, out, partials, arrivals, plan, cursor):
+        """``forward_softmax`` with split-K (see ``forward_split``)."""
+        softmax_split(X, W, b, labels, counters, out, partials, arrivals, plan, cursor)
+
     @cuda.jit(cache=True)
     def forward_gather(X, y, order, scale, shift, inputs, labels, W, b, activation, out, plan,
                        cursor):
@@ -244,53 +395,16 @@ def dense_kernels(tile, dtype, per_thread=1):
         tiles also store it into ``inputs`` (for the backward pass) and the
         label into ``labels``. The first kernel of a step: moves the cursor.
         """
-        c = cursor[NEXT]
-        cursor[CURRENT] = c  # the same value from every thread; nobody here reads this slot
-        start = int(plan[c, START])
-        n_rows = int(plan[c, ROWS])
-        row0 = cuda.blockIdx.y * BT
-        if row0 >= n_rows:
-            return  # the whole block is past the live rows
-        col0 = cuda.blockIdx.x * BT
-        keep = cuda.blockIdx.x == 0
-        A = cuda.shared.array(SHAPE, nbtype)
-        B = cuda.shared.array(SHAPE, nbtype)
-        acc = cuda.local.array(ACC, nbtype)
-        a = cuda.local.array(R, nbtype)
-        tx = cuda.threadIdx.x
-        ty = cuda.threadIdx.y
-        tid = ty * T + tx
-        d_in = W.shape[0]
-        d_out = W.shape[1]
-        clear(acc)
-        for k0 in range(0, d_in, BT):
-            for e in range(tid, BT * BT, NT):
-                r = e // BT
-                k = e - r * BT
-                gr = row0 + r
-                gk = k0 + k
-                v = ZERO
-                if gr < n_rows and gk < d_in:
-                    source = order[start + gr]
-                    v = X[source, gk] * scale[gk] + shift[gk]
-                    if keep:
-                        inputs[gr, gk] = v
-                        if gk == 0:
-                            labels[gr] = y[source]
-                A[r, k] = v
-                gk = k0 + r
-                gc = col0 + k
-                B[r, k] = W[gk, gc] if (gk < d_in and gc < d_out) else ZERO
-            cuda.syncthreads()
-            for kk in range(BT):
-                for i in range(R):
-                    a[i] = A[ty + i * T, kk]
-                for j in range(R):
-                    w = B[kk, tx + j * T]
-                    for i in range(R):
-                        acc[i, j] += a[i] * w
-            cuda.syncthreads()
-        store(out, acc, b, activation, row0, col0, n_rows, tx, ty)
+        gather_body(X, y, order, scale, shift, inputs, labels, W, b, activation, out, out,
+                    cursor, plan, cursor)
+
+    @cuda.jit(cache=True)
+    def forward_gather_split(X, y, order, scale, shift, inputs, labels, W, b, activation, out,
+                             partials, arrivals, plan, cursor):
+        """``forward_gather`` with split-K (see ``forward_split``); each split keeps its own
+        columns of ``inputs``."""
+        gather_split(X, y, order, scale, shift, inputs, labels, W, b, activation, out,
+                     partials, arrivals, plan, cursor)
 
     @cuda.jit(cache=True)
     def forward_rows(X, scale, shift, W, b, activation, out, plan, cursor):
@@ -328,13 +442,7 @@ def dense_kernels(tile, dtype, per_thread=1):
                 gc = col0 + k
                 B[r, k] = W[gk, gc] if (gk < d_in and gc < d_out) else ZERO
             cuda.syncthreads()
-            for kk in range(BT):
-                for i in range(R):
-                    a[i] = A[ty + i * T, kk]
-                for j in range(R):
-                    w = B[kk, tx + j * T]
-                    for i in range(R):
-                        acc[i, j] += a[i] * w
+            multiply_slab(A, B, acc, a, tx, ty)
             cuda.syncthreads()
         store(out, acc, b, activation, row0, col0, n_rows, tx, ty)
 
@@ -450,13 +558,66 @@ def dense_kernels(tile, dtype, per_thread=1):
                         dX[s, f] = derivative_times(acc[i, j], X[s, f], input_activation)
 
     return DenseKernels(forward, backward, forward_gather, forward_rows, forward_softmax,
-                        weight_gradient_tile)
+                        weight_gradient_tile, forward_split, forward_gather_split,
+                        forward_softmax_split)
 
 
-def forward_grid(n_rows, d_out, tile, per_thread=1):
-    """``(grid, block)`` of a forward launch over ``n_rows`` rows (the capacity, in the drivers)."""
+def forward_grid(n_rows, d_out, tile, per_thread=1, splits=1):
+    """``(grid, block)`` of a forward launch over ``n_rows`` rows (the capacity, in the drivers);
+    with ``splits > 1`` the grid is 3-D, ``splits`` deep (a ``*_split`` kernel)."""
     edge = tile * per_thread
-    return (cdiv(d_out, edge), max(1, cdiv(n_rows, edge))), (tile, tile)
+    grid = (cdiv(d_out, edge), max(1, cdiv(n_rows, edge)))
+    return (grid + (int(splits),) if splits > 1 else grid), (tile, tile)
+
+
+def forward_splits(n_rows, d_in, d_out, tile, per_thread, split_k, multiprocessors):
+    """How many blocks share each output tile's reduction in a forward launch (split-K).
+
+    1 when ``split_k`` is 1 or the launch already has at least one block per
+    multiprocessor. Else ``split_k`` (an int), or for ``"auto"`` the fewest
+    splits that give every multiprocessor a block; at most :data:`MAX_SPLITS`
+    and the number of ``tile * per_thread`` slabs of ``d_in``, then lowered
+    so that no split is left without a slab.
+
+    Parameters
+    ----------
+    n_rows, d_in, d_out : int
+        The launch's rows (the capacity) and the layer's inputs and outputs.
+    tile, per_thread : int
+    split_k : int or "auto"
+    multiprocessors : int
+        The GPU's streaming multiprocessors (:func:`~._launch.multiprocessors`).
+
+    Returns
+    -------
+    int
+    """
+    (gx, gy), _ = forward_grid(n_rows, d_out, tile, per_thread)
+    blocks = gx * gy
+    if split_k == 1 or blocks >= multiprocessors:
+        return 1
+    want = cdiv(multiprocessors, blocks) if split_k == "auto" else int(split_k)
+    n_slabs = cdiv(d_in, tile * per_thread)
+    want = max(1, min(want, MAX_SPLITS, n_slabs))
+    return cdiv(n_slabs, cdiv(n_slabs, want))
+
+
+def check_split_k(split_k):
+    """``split_k`` if it is ``"auto"`` or an int >= 1 (as an int), else a ValueError."""
+    if split_k == "auto":
+        return split_k
+    if isinstance(split_k, (int, np.integer)) and not isinstance(split_k, bool) and split_k >= 1:
+        return int(split_k)
+    raise ValueError(f'split_k must be a positive int or "auto", got {split_k!r}')
+
+
+def split_buffers(n_rows, d_out, splits, tile, per_thread, dtype):
+    """``(partials, arrivals)`` device arrays of a ``*_split`` forward launch: the splits'
+    partial tiles, shape (``splits * n_rows``, d_out), and one arrival count per output
+    tile (int64, zeros; each launch leaves them at zero)."""
+    (gx, gy), _ = forward_grid(n_rows, d_out, tile, per_thread)
+    return (cuda.device_array((int(splits) * int(n_rows), int(d_out)), dtype),
+            cuda.to_device(np.zeros(gx * gy, np.int64)))
 
 
 def backward_grid(n_rows, d_in, d_out, tile, with_dx, per_thread=1):
@@ -468,7 +629,8 @@ def backward_grid(n_rows, d_in, d_out, tile, with_dx, per_thread=1):
     return n_dw + n_dx, (tile, tile), dw_tiles_per_row, n_dw
 
 
-def gpu_dense_forward(X, W, b, activation, out, n_rows=None, tile=None, per_thread=None):
+def gpu_dense_forward(X, W, b, activation, out, n_rows=None, tile=None, per_thread=None,
+                      splits=1):
     """GPU twin of :func:`kernels.dense_forward`: ``out[:n_rows] = f(X[:n_rows] @ W + b)``.
 
     Parameters
@@ -486,17 +648,28 @@ def gpu_dense_forward(X, W, b, activation, out, n_rows=None, tile=None, per_thre
         :data:`DEFAULT_TILE`.
     per_thread : int, optional
         Outputs per thread along each edge; default :data:`DEFAULT_PER_THREAD`.
+    splits : int, optional
+        Blocks that share each output tile's sum over ``n_in`` (split-K, the
+        ``forward_split`` kernel; at most the number of ``tile * per_thread``
+        slabs of ``n_in``). The partial sums are added in split order, so the
+        result is the same every run; it may differ from ``splits=1`` in the
+        last bits.
     """
     tile = tile or DEFAULT_TILE
     per_thread = per_thread or DEFAULT_PER_THREAD
     n_rows = X.shape[0] if n_rows is None else int(n_rows)
     if n_rows == 0:
         return
-    forward = dense_kernels(tile, float_dtype(out), per_thread).forward
-    grid, block = forward_grid(n_rows, W.shape[1], tile, per_thread)
-    plan, cursor = single_step_plan(n_rows=n_rows)
-    forward[grid, block](X, W, b, int(activation), out, cuda.to_device(plan),
-                         cuda.to_device(cursor))
+    kernels = dense_kernels(tile, float_dtype(out), per_thread)
+    grid, block = forward_grid(n_rows, W.shape[1], tile, per_thread, splits)
+    plan, cursor = (cuda.to_device(a) for a in single_step_plan(n_rows=n_rows))
+    if splits > 1:
+        partials, arrivals = split_buffers(n_rows, W.shape[1], splits, tile, per_thread,
+                                           float_dtype(out))
+        kernels.forward_split[grid, block](X, W, b, int(activation), out, partials, arrivals,
+                                           plan, cursor)
+    else:
+        kernels.forward[grid, block](X, W, b, int(activation), out, plan, cursor)
 
 
 def gpu_dense_backward(X, W, dZ, dW, db, dX, input_activation, n_rows=None,

@@ -61,10 +61,11 @@ from . import blas as _blas
 from . import optimizers as _opt
 from ._launch import (ACCUMULATE, DECAY, DEFAULT_LANES, DEFAULT_PER_THREAD,
                       DEFAULT_ROWS_PER_BLOCK, DEFAULT_THREADS, DEFAULT_TILE, EPS_HAT, GRAD_SCALE, LR, PLAN_FIELDS, ROWS,
-                      SIMULATOR, START, UPDATE, float_dtype, n_blocks, simulator_pacing)
+                      SIMULATOR, START, UPDATE, float_dtype, multiprocessors, n_blocks,
+                      simulator_pacing)
 from .batching import _gather, gather_grid
 from .dense import (backward_grid, backward_update_grid, backward_update_kernel, dense_kernels,
-                    forward_grid)
+                    check_split_k, forward_grid, forward_splits, split_buffers)
 from .loss import EVAL_COUNTERS, loss_kernels, softmax_grid
 
 _OPTIMIZER_NAMES = {SGD: "sgd", MOMENTUM: "momentum", NESTEROV: "nesterov", ADAM: "adam",
@@ -221,7 +222,7 @@ class _Network:
     """Per-layer device views of the flat buffers, and the layers' launches for ``capacity`` rows."""
 
     def __init__(self, params, layer_sizes, activation, acts, capacity, tile, per_thread,
-                 grads=None, scratch=None):
+                 grads=None, scratch=None, split_k=1):
         sizes = [int(s) for s in layer_sizes]
         self.sizes = sizes
         self.capacity = int(capacity)
@@ -248,6 +249,21 @@ class _Network:
             self.dX = [None] + [_matrix(scratch, ((L - 1 - l) % 2) * half, capacity, sizes[l])
                                 for l in range(1, L)]
         self.kernels = dense_kernels(tile, self.dtype, per_thread)
+        self.split_k = split_k
+        self.split_arrays = {}  # layer -> (partials, arrivals) of its split-K forward launch
+
+    def splits(self, l):
+        """Split-K of layer ``l``'s training forward launch (:func:`forward_splits`)."""
+        if self.split_k == 1:
+            return 1
+        return forward_splits(self.capacity, self.sizes[l], self.sizes[l + 1], self.tile,
+                              self.per_thread, self.split_k, multiprocessors())
+
+    def _split_arrays(self, l, splits):
+        if l not in self.split_arrays:
+            self.split_arrays[l] = split_buffers(self.capacity, self.sizes[l + 1], splits,
+                                                 self.tile, self.per_thread, self.dtype)
+        return self.split_arrays[l]
 
     @property
     def logits(self):
@@ -273,18 +289,22 @@ class _Network:
         kind, *source = first
         k = self.kernels
         for l in range(self.n_layers):
+            splits = self.splits(l) if kind == "gather" else 1  # split-K: training only
             grid, block = forward_grid(self.capacity, self.sizes[l + 1], self.tile,
-                                       self.per_thread)
-            tail = (self.W[l], self.b[l], self.codes[l], self.out[l], plan, cursor)
+                                       self.per_thread, splits)
+            split = self._split_arrays(l, splits) if splits > 1 else ()
+            tail = (self.W[l], self.b[l], self.codes[l], self.out[l]) + split + (plan, cursor)
             if l > 0 and l == self.n_layers - 1 and softmax is not None:
                 labels, counters = softmax
-                calls.append((k.forward_softmax, grid, block,
-                              (self.out[l - 1], self.W[l], self.b[l], labels, counters,
-                               self.out[l], plan, cursor)))
+                calls.append((k.forward_softmax_split if split else k.forward_softmax, grid,
+                              block, (self.out[l - 1], self.W[l], self.b[l], labels, counters,
+                                      self.out[l]) + split + (plan, cursor)))
             elif l > 0:
-                calls.append((k.forward, grid, block, (self.out[l - 1],) + tail))
+                calls.append((k.forward_split if split else k.forward, grid, block,
+                              (self.out[l - 1],) + tail))
             elif kind == "gather":
-                calls.append((k.forward_gather, grid, block, tuple(source) + tail))
+                calls.append((k.forward_gather_split if split else k.forward_gather, grid,
+                              block, tuple(source) + tail))
             else:
                 calls.append((k.forward_rows, grid, block, tuple(source) + tail))
         return calls
@@ -403,11 +423,26 @@ class TrainingProgram:
         device arrays (:mod:`fastann.kernels.cuda.blas`, needs CuPy on a GPU),
         launched from the host plan (not with ``graphs``). Off by default: not
         yet run on hardware.
+    split_k : int or "auto"
+        Forward launches with fewer blocks than the GPU has multiprocessors
+        (at batch 128: S's first layer, every last layer) split each output
+        tile's reduction over this many blocks (``"auto"``: enough to give
+        every multiprocessor a block), summed in a fixed order by the last
+        block to finish (:func:`~fastann.kernels.cuda.dense.forward_splits`).
+        Same launches; sums rounded differently from ``1``, the same every
+        run. Default 1 (off): not yet run on hardware.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``gemm``, ``gemm="cublas"`` with ``graphs``, or a
+        ``split_k`` that is neither a positive int nor ``"auto"``.
     """
 
     def __init__(self, X, y, order, normalization, net, optimizer, hyper, state, buffers, *,
                  plan=None, tile=None, per_thread=None, threads=None, rows_per_block=None,
-                 lanes=None, graphs=False, prepared=False, fuse_update=False, gemm="tiles"):
+                 lanes=None, graphs=False, prepared=False, fuse_update=False, gemm="tiles",
+                 split_k=1):
         tile = tile or DEFAULT_TILE
         per_thread = per_thread or DEFAULT_PER_THREAD
         threads = threads or DEFAULT_THREADS
@@ -431,12 +466,14 @@ class TrainingProgram:
         if gemm == "cublas" and not SIMULATOR:  # pragma: no cover - needs a GPU
             _blas.require_cupy()
         self.gemm = gemm
+        self.split_k = check_split_k(split_k)
         self.host_row = None  # the host plan's row of the running micro-step (GEMM path)
         self._graphs = None
         self._order, self._args = order, (X, y, normalization, net, state, tile, threads,
                                           rows_per_block, lanes)
         self.network = _Network(params, layer_sizes, activation, buffers.acts, capacity, tile,
-                                per_thread, grads=buffers.grads, scratch=buffers.scratch)
+                                per_thread, grads=buffers.grads, scratch=buffers.scratch,
+                                split_k=self.split_k)
         self.calls = self._calls(self.plan)
         self._launchers = _configured(self.calls, self.prepared)
 
@@ -619,7 +656,7 @@ def gpu_apply_update(optimizer, params, grads, state, step, hyper, n_weights, th
 def gpu_train_epoch(X, y, order, normalization, net, optimizer, hyper, step, batch_size,
                     state, buffers, *, tile=None, per_thread=None, threads=None,
                     rows_per_block=None, lanes=None, graphs=False, fuse_update=False,
-                    gemm="tiles"):
+                    gemm="tiles", split_k=1):
     """GPU twin of :func:`fastann.kernels.train_epoch`: one pass over ``order``.
 
     Arguments are those of the CPU kernel, with device arrays inside the
@@ -653,6 +690,7 @@ def gpu_train_epoch(X, y, order, normalization, net, optimizer, hyper, step, bat
         Launch-shape overrides (defaults in :mod:`fastann.kernels.cuda._launch`).
     graphs, fuse_update : bool
     gemm : {"tiles", "cublas"}
+    split_k : int or "auto"
         See :class:`TrainingProgram`.
 
     Returns
@@ -666,7 +704,7 @@ def gpu_train_epoch(X, y, order, normalization, net, optimizer, hyper, step, bat
     program = TrainingProgram(X, y, order, normalization, net, optimizer, hyper, state, buffers,
                               tile=tile, per_thread=per_thread, threads=threads,
                               rows_per_block=rows_per_block, lanes=lanes, graphs=graphs,
-                              fuse_update=fuse_update, gemm=gemm)
+                              fuse_update=fuse_update, gemm=gemm, split_k=split_k)
     return program.run(order.shape[0], batch_size, hyper, step)
 
 

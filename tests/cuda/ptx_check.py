@@ -71,16 +71,25 @@ def kernels_to_check(tiles=TILES, rows_per_block=ROWS_PER_BLOCK, lanes=32):
             k = dense.dense_kernels(tile, dt, per_thread)
             shape = f"t{tile}x{per_thread}"
             tail = (A(nb, 2), A(nb, 1), int64, A(nb, 2), plan, cursor)  # W, b, code, out, ...
+            split = (A(nb, 2), A(int64, 1))  # split-K's partials and arrival counts
+            split_tail = tail[:4] + split + tail[4:]
             out.append((f"dense forward {shape} {dt}", k.forward, (A(nb, 2),) + tail))
+            out.append((f"dense forward split-K {shape} {dt}", k.forward_split,
+                        (A(nb, 2),) + split_tail))
             for raw in (uint8, nb):
+                source = (A(raw, 2), A(int32, 1), A(int64, 1), A(nb, 1), A(nb, 1), A(nb, 2),
+                          A(int32, 1))
                 out.append((f"first forward {shape} {dt} from {raw}", k.forward_gather,
-                            (A(raw, 2), A(int32, 1), A(int64, 1), A(nb, 1), A(nb, 1), A(nb, 2),
-                             A(int32, 1)) + tail))
+                            source + tail))
+                out.append((f"first forward split-K {shape} {dt} from {raw}",
+                            k.forward_gather_split, source + split_tail))
                 out.append((f"first forward rows {shape} {dt} from {raw}", k.forward_rows,
                             (A(raw, 2), A(nb, 1), A(nb, 1)) + tail))
+            head = (A(nb, 2), A(nb, 2), A(nb, 1), A(int32, 1), A(float64, 1), A(nb, 2))
             out.append((f"last forward + softmax {shape} {dt}", k.forward_softmax,
-                        (A(nb, 2), A(nb, 2), A(nb, 1), A(int32, 1), A(float64, 1), A(nb, 2),
-                         plan, cursor)))
+                        head + (plan, cursor)))
+            out.append((f"last forward + softmax split-K {shape} {dt}",
+                        k.forward_softmax_split, head + split + (plan, cursor)))
             out.append((f"dense backward {shape} {dt}", k.backward,
                         (A(nb, 2),) * 4 + (A(nb, 1), A(nb, 2), int64, plan, cursor, int64,
                                            int64)))

@@ -22,8 +22,9 @@ STATE_TOL = dict(rtol=1e-4, atol=1e-6)
 
 
 def gpu_epochs(kc, cuda, X, y, orders, normalization, params, sizes, activation, optimizer,
-               hyper, batch_size, capacity, step=0, fuse_update=False, gemm="tiles"):
-    """:func:`gpu_train_epoch` once per order, on device copies of the CPU test's inputs."""
+               hyper, batch_size, capacity, step=0, **options):
+    """:func:`gpu_train_epoch` once per order, on device copies of the CPU test's inputs
+    (``options``: its keyword arguments)."""
     net = kernels.Network(cuda.to_device(params), sizes, activation)
     state = to_device(cuda, cpu_state(optimizer, params.size, params.dtype))
     buffers = gpu_buffers(cuda, sizes, capacity, params.dtype, batch_size)
@@ -32,7 +33,7 @@ def gpu_epochs(kc, cuda, X, y, orders, normalization, params, sizes, activation,
     for order in orders:
         results.append(kc.gpu_train_epoch(d_X, d_y, cuda.to_device(order), d_norm, net,
                                           optimizer, hyper, step, batch_size, state, buffers,
-                                          fuse_update=fuse_update, gemm=gemm))
+                                          **options))
         step = results[-1][2]
     return results, net.params.copy_to_host(), to_host(state)
 
@@ -126,6 +127,54 @@ def test_gemm_path_matches_cpu(kc, cuda, narrow_gemm, optimizer, sizes, batch_si
             kernels.OPTIMIZERS[optimizer], hp, batch_size, capacity)
     assert_same_training(cpu_epochs(*args),
                          gpu_epochs(kc, cuda, *args, fuse_update=fuse_update, gemm="cublas"))
+
+
+@pytest.mark.parametrize("optimizer,sizes,batch_size,capacity,split_k,fuse_update", [
+    ("adam", (9, 6, 5, 3), 4, 4, 2, False),    # gather, dense and softmax forwards all split
+    ("momentum", (9, 6, 3), 5, 2, "auto", True),  # micro-batches, the fused update
+    ("sgd", (9, 3), 4, 4, 3, False),           # no hidden layer: a split gather, then softmax
+])
+def test_split_k_matches_cpu(kc, cuda, optimizer, sizes, batch_size, capacity, split_k,
+                             fuse_update):
+    """split_k: every training forward launch (fewer blocks than the simulated 132
+    multiprocessors) split over 2-3 blocks of 2x2 threads x 2x2 outputs trains as the CPU
+    does, and leaves every tile's arrival count at zero for the next launch."""
+    X, y, norm, params, sizes = make_problem(sizes, 11, seed=len(optimizer) + 70)
+    hp = hyper(learning_rate=0.01 if optimizer.startswith("adam") else 0.1)
+    orders = [shuffled(11, 47), shuffled(11, 48)]
+    args = (X, y, orders, norm, params, sizes, kernels.RELU, kernels.OPTIMIZERS[optimizer], hp,
+            batch_size, capacity)
+    shape = dict(tile=2, per_thread=2)
+    assert_same_training(cpu_epochs(*args), gpu_epochs(kc, cuda, *args, split_k=split_k,
+                                                       fuse_update=fuse_update, **shape))
+    net = kernels.Network(cuda.to_device(params), sizes, kernels.RELU)
+    state = to_device(cuda, cpu_state(kernels.OPTIMIZERS[optimizer], params.size, params.dtype))
+    buffers = gpu_buffers(cuda, sizes, capacity, params.dtype, batch_size)
+    d_order = cuda.to_device(orders[0])
+    program = kc.TrainingProgram(cuda.to_device(X), cuda.to_device(y), d_order,
+                                 to_device(cuda, norm), net, kernels.OPTIMIZERS[optimizer], hp,
+                                 state, buffers, split_k=split_k, fuse_update=fuse_update,
+                                 **shape)
+    split = [call for call in program.calls
+             if isinstance(call[1], tuple) and len(call[1]) == 3]  # 3-D grids
+    assert len(split) == len(sizes) - 1 and all(call[1][2] >= 2 for call in split)
+    assert len(program.calls) == kc.launches_per_step(len(sizes) - 1, n_classes=sizes[-1],
+                                                      fuse_update=fuse_update, **shape)
+    program.run(11, batch_size, hp, 0)
+    for _, arrivals in program.network.split_arrays.values():
+        assert not arrivals.copy_to_host().any()
+
+
+def test_split_k_refuses_other_values(kc, cuda):
+    X, y, norm, params, sizes = make_problem((9, 3), 4, seed=62)
+    net = kernels.Network(cuda.to_device(params), sizes, kernels.RELU)
+    state = to_device(cuda, cpu_state(kernels.SGD, params.size, params.dtype))
+    buffers = gpu_buffers(cuda, sizes, 4, params.dtype, 4)
+    args = (cuda.to_device(X), cuda.to_device(y), cuda.to_device(shuffled(4, 1)),
+            to_device(cuda, norm), net, kernels.SGD, hyper(), state, buffers)
+    for bad in (0, -2, 1.5, True, "fast"):
+        with pytest.raises(ValueError, match="split_k must be a positive int or \"auto\""):
+            kc.TrainingProgram(*args, split_k=bad)
 
 
 def test_gemm_path_refuses_graphs_and_unknown_names(kc, cuda):
@@ -502,6 +551,23 @@ def test_gemm_default_comes_from_the_environment(cuda, monkeypatch):
     monkeypatch.setenv(GEMM_ENV, "blas")
     with pytest.raises(ValueError, match="FASTANN_CUDA_GEMM"):
         CudaBackend(*args)
+
+
+def test_split_k_default_comes_from_the_environment(cuda, monkeypatch):
+    from fastann.backends.cuda import SPLIT_K_ENV, CudaBackend
+    _, _, norm, params, sizes = make_problem((3, 2), 1, seed=49)
+    args = (sizes, kernels.RELU, kernels.SGD, norm, params)
+    monkeypatch.delenv(SPLIT_K_ENV, raising=False)
+    assert CudaBackend(*args).split_k == 1
+    monkeypatch.setenv(SPLIT_K_ENV, "auto")
+    assert CudaBackend(*args).split_k == "auto"
+    monkeypatch.setenv(SPLIT_K_ENV, "4")
+    assert CudaBackend(*args).split_k == 4
+    assert CudaBackend(*args, split_k=1).split_k == 1
+    for bad in ("0", "two"):
+        monkeypatch.setenv(SPLIT_K_ENV, bad)
+        with pytest.raises(ValueError, match="FASTANN_CUDA_SPLIT_K"):
+            CudaBackend(*args)
 
 
 def test_graphs_option_is_ignored_under_the_simulator(kc, cuda):

@@ -104,6 +104,25 @@ def test_cublas_gemm_path_matches_cpu(mnist_subset, sizes):
     np.testing.assert_allclose(r["gpu_params"], r["cpu_params"], rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize("split_k,graphs", [("auto", False), (3, True)])
+def test_split_k_matches_cpu_and_repeats_bit_for_bit(mnist_subset, split_k, graphs):
+    """split_k (off by default until this passes): at batch 20 every forward launch has
+    fewer blocks than the GPU has multiprocessors, so each splits its reduction; 100 Adam
+    steps as the CPU within the hardware tolerances, and a second run gives the same bits
+    whatever order the blocks finished in (the last one adds the partials in split order)."""
+    X, y, X_test, y_test = mnist_subset
+    runs = [compare_cpu_gpu(X, y, X_test, y_test, (784, 128, 10), kernels.ADAM, kernels.RELU,
+                            batch_size=20, epochs=1, split_k=split_k, graphs=graphs)
+            for _ in range(2)]
+    r = runs[0]
+    assert r["steps"] == 100
+    np.testing.assert_allclose(r["gpu_losses"], r["cpu_losses"], rtol=1e-4)
+    assert abs(r["gpu_accuracy"] - r["cpu_accuracy"]) <= 0.003 + 1e-12
+    np.testing.assert_allclose(r["gpu_params"], r["cpu_params"], rtol=1e-3, atol=1e-4)
+    assert np.array_equal(runs[1]["gpu_params"], r["gpu_params"])
+    assert np.array_equal(runs[1]["gpu_losses"], r["gpu_losses"])
+
+
 def test_micro_batched_gradient_descent_float64_matches_cpu(mnist_subset):
     """Full-batch steps split into micro-batches of 512 rows, in float64, with momentum."""
     X, y, X_test, y_test = mnist_subset

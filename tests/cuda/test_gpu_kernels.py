@@ -329,3 +329,45 @@ def test_dense_register_blocking_gives_the_same_layer(kc, cuda, tile, per_thread
     got = d_dX.copy_to_host()
     np.testing.assert_allclose(got[:n], dX, rtol=2e-5, atol=2e-5)
     assert np.all(got[n:] == 3.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("splits,tile,per_thread", [(2, 2, 1), (3, 1, 3), (6, 2, 1)])
+def test_dense_forward_split_k(kc, cuda, dtype, splits, tile, per_thread):
+    """forward_split: each output tile's sum over 11 inputs split over ``splits`` blocks and
+    added up by the last one matches the CPU and the unsplit kernel; rows past ``n_rows``
+    stay untouched."""
+    rng = np.random.default_rng(splits * 10 + tile)
+    capacity, n, d_in, d_out = 7, 5, 11, 5
+    X, W, b = rand(rng, (capacity, d_in), dtype), rand(rng, (d_in, d_out), dtype), rand(
+        rng, d_out, dtype)
+    expected = np.empty((n, d_out), dtype)
+    kernels.dense_forward(X[:n], W, b, kernels.RELU, expected)
+    got = {}
+    for s in (1, splits):
+        out = cuda.to_device(np.full((capacity, d_out), 7.0, dtype))
+        kc.gpu_dense_forward(cuda.to_device(X), cuda.to_device(W), cuda.to_device(b),
+                             kernels.RELU, out, n_rows=n, tile=tile, per_thread=per_thread,
+                             splits=s)
+        got[s] = out.copy_to_host()
+        assert np.all(got[s][n:] == 7.0)
+    np.testing.assert_allclose(got[splits][:n], expected, rtol=RTOL[dtype], atol=RTOL[dtype])
+    np.testing.assert_allclose(got[splits], got[1], rtol=RTOL[dtype], atol=RTOL[dtype])
+
+
+def test_forward_splits_fill_the_multiprocessors():
+    """How many blocks share a tile's reduction: only launches with fewer blocks than
+    multiprocessors split, at most MAX_SPLITS and one slab each, with no empty split."""
+    from fastann.kernels.cuda.dense import MAX_SPLITS, check_split_k, forward_splits
+    # S at batch 128 (16x16 tiles) on an H100's 132 SMs: the first layer has 8x8 = 64 blocks.
+    assert forward_splits(128, 784, 128, 16, 1, "auto", 132) == 3
+    assert forward_splits(128, 784, 128, 16, 1, 2, 132) == 2
+    assert forward_splits(128, 784, 128, 16, 1, 1, 132) == 1
+    assert forward_splits(128, 128, 10, 16, 1, "auto", 132) == MAX_SPLITS  # 8 blocks, 8 slabs
+    assert forward_splits(128, 100, 10, 16, 1, "auto", 132) == 7  # only 7 slabs of 16
+    assert forward_splits(256, 1024, 1024, 16, 1, "auto", 132) == 1  # 1024 blocks already
+    assert forward_splits(128, 80, 10, 16, 1, 4, 132) == 3  # 5 slabs in 4 would leave 1 empty
+    assert check_split_k(3) == 3 and check_split_k("auto") == "auto"
+    for bad in (0, 2.0, False, "2"):
+        with pytest.raises(ValueError, match="split_k"):
+            check_split_k(bad)
