@@ -30,7 +30,7 @@ where a fresh process matters):
     ``model`` (``MLPClassifier.partial_fit``: shuffle, train, divergence
     check, as the CLI runs an epoch).
   - PyTorch CUDA eager: ``nn.Sequential`` of ``nn.Linear`` + ReLU,
-    ``torch.optim.Adam``, ``CrossEntropyLoss``, float32 with TF32 off
+    ``torch.optim.Adam(fused=True)``, ``CrossEntropyLoss``, float32 with TF32 off
     (``torch.backends.cuda.matmul.allow_tf32 = False``, cuDNN too), the data
     already on the GPU as float32 in [0, 1], a GPU ``randperm`` per epoch,
     ``torch.cuda.synchronize()`` before each clock read.
@@ -42,6 +42,11 @@ where a fresh process matters):
   (``cache=True``), minus a warm epoch.
 * **End to end**: ``fastann train --device cuda`` wall time (``--cli-dataset``,
   default the MNIST subset in tests/data; ``mnist`` for the full set).
+
+Results are written after every measurement (``results.json`` and
+``results.md``, replaced atomically), PyTorch first in each workload, so a run
+cut short keeps what it measured; ``--time-limit`` stops starting new
+measurements after that many seconds (the rest is recorded as skipped).
 
 The targets of issue 11 are checked in the Markdown table: S <= 20 ms/epoch
 and >= 5x faster than PyTorch; W >= 1.5x faster than PyTorch. Correctness on
@@ -169,8 +174,10 @@ def torch_epochs(workload, X, y, repeat):
         if i < len(sizes) - 2:
             layers.append(act())
     model = nn.Sequential(*layers).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=w.lr) if w.optimizer == "adam" else \
-        torch.optim.SGD(model.parameters(), lr=w.lr, momentum=w.momentum)
+    # PyTorch's fastest eager optimizers on CUDA: the fused Adam (one kernel for all
+    # parameters) and the multi-tensor SGD.
+    opt = torch.optim.Adam(model.parameters(), lr=w.lr, fused=True) if w.optimizer == "adam" \
+        else torch.optim.SGD(model.parameters(), lr=w.lr, momentum=w.momentum, foreach=True)
     loss_fn = nn.CrossEntropyLoss()
     Xt = torch.from_numpy(np.ascontiguousarray(X, np.float32) / np.float32(255)).to(dev)
     yt = torch.from_numpy(y.astype(np.int64)).to(dev)
@@ -196,7 +203,8 @@ def torch_epochs(workload, X, y, repeat):
         times.append(time.perf_counter() - t0)
     return {"median_ms": _median_ms(times), "epochs_ms": [1000 * t for t in times],
             "first_epoch_s": warm, "version": torch.__version__,
-            "tf32": bool(torch.backends.cuda.matmul.allow_tf32)}
+            "tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+            "optimizer": f"{type(opt).__name__} ({'fused' if w.optimizer == 'adam' else 'foreach'})"}
 
 
 # ------------------------------------------------------ launch and compile
@@ -287,7 +295,8 @@ def markdown(results):
         target = TARGETS.get(name, {})
         for variant, got in per["fastann"].items():
             if "median_ms" not in got:
-                lines.append(f"| {name} | {variant} | error | | | | |")
+                lines.append(f"| {name} | {variant} | {'skipped' if 'skipped' in got else 'error'}"
+                             " | | | | |")
                 continue
             ms = got["median_ms"]
             speedup = torch_ms / ms if torch_ms else None
@@ -303,7 +312,7 @@ def markdown(results):
                          f"{'-' if speedup is None else f'{speedup:.2f}x'} | {', '.join(want)} | "
                          f"{'yes' if ok else 'no'} |")
     launch = results.get("launch", {})
-    if launch:
+    if "host_us_per_launch" in launch:
         lines += ["", f"Launch: {launch['host_us_per_launch']:.1f} µs host time per launch "
                       f"({launch['wall_us_per_launch']:.1f} µs with the GPU's time)."]
     for name, per in results["workloads"].items():
@@ -313,15 +322,46 @@ def markdown(results):
                          f"({got['launches_per_step']} launches).")
     comp = results.get("compile", {})
     for label, got in comp.items():
-        if "compile_s" in got:
+        if isinstance(got, dict) and "compile_s" in got:
             lines.append(f"Compile ({label.replace('_', ' ')}): {got['compile_s']:.2f} s "
                          f"(first fit {got['first_fit_s']:.2f} s, process {got['process_s']:.1f} s).")
     for cli in results.get("cli", []):
+        if "command" not in cli:
+            continue
         lines.append(f"End to end: `{cli['command']}`: {cli['wall_s']:.1f} s "
                      f"(exit {cli['returncode']}).")
-    if "tests" in results:
+    if "summary" in results.get("tests", {}):
         lines.append(f"`pytest tests/cuda`: {results['tests']['summary']}")
+    missing = [f"{part}: {got.get('error') or got.get('skipped')}" for part, got in
+               _parts(results) if "error" in got or "skipped" in got]
+    if missing:
+        lines += ["", "Not measured:"] + [f"- {line}" for line in missing]
     return "\n".join(lines) + "\n"
+
+
+def _parts(results):
+    """``(label, result)`` of every measurement in ``results``."""
+    for part in ("tests", "launch", "compile"):
+        if part in results:
+            yield part, results[part]
+    for name, per in results["workloads"].items():
+        if "torch" in per:
+            yield f"{name} torch", per["torch"]
+        for variant, got in per["fastann"].items():
+            yield f"{name} {variant}", got
+    for cli in results.get("cli", []):
+        yield "cli", cli
+
+
+def save(results, out):
+    """Write ``results.json`` and ``results.md`` under ``out``, each replaced atomically."""
+    os.makedirs(out, exist_ok=True)
+    for name, text in (("results.json", json.dumps(results, indent=2, default=str)),
+                       ("results.md", markdown(results))):
+        path = os.path.join(out, name)
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
 
 
 def main(argv=None):
@@ -337,6 +377,8 @@ def main(argv=None):
     parser.add_argument("--cli-epochs", type=int, default=5)
     parser.add_argument("--skip-cli", action="store_true")
     parser.add_argument("--with-tests", action="store_true", help="also run pytest tests/cuda")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                        help="start no new measurement after this many seconds")
     parser.add_argument("--allow-simulator", action="store_true",
                         help="run under NUMBA_ENABLE_CUDASIM=1 (a smoke test of this script: "
                              "use --subset 64 --skip-torch --skip-compile --skip-cli)")
@@ -361,39 +403,44 @@ def main(argv=None):
     except Exception:  # pragma: no cover - informational only
         pass
     results = {"environment": env, "workloads": {}}
+    started = time.perf_counter()
+
+    def measure(label, function, *function_args):
+        """``function(*function_args)``, its error, or a skip past ``--time-limit``; saved."""
+        if args.time_limit is not None and time.perf_counter() - started > args.time_limit:
+            got = {"skipped": f"--time-limit {args.time_limit:g} s reached"}
+        else:
+            try:
+                got = function(*function_args)
+            except Exception as exc:  # record and go on: one failed part is a result
+                got = {"error": f"{type(exc).__name__}: {exc}"}
+        print(label, got.get("median_ms", got) if isinstance(got, dict) else got, flush=True)
+        return got
+
     if args.with_tests:
-        results["tests"] = run_tests()
-    results["launch"] = launch_time()
+        results["tests"] = measure("tests", run_tests)
+        save(results, args.out)
+    results["launch"] = measure("launch", launch_time)
     for name in args.workloads:
         w = WORKLOADS[name]
-        per = {"workload": w.to_dict(), "fastann": {}}
-        for variant in args.variants:
-            try:
-                per["fastann"][variant] = fastann_epochs(w, X, y, args.repeat, variant)
-            except Exception as exc:  # record and go on: one failed variant is a result
-                per["fastann"][variant] = {"error": f"{type(exc).__name__}: {exc}"}
-            print(name, variant, per["fastann"][variant].get("median_ms",
-                                                             per["fastann"][variant]), flush=True)
+        per = results["workloads"][name] = {"workload": w.to_dict(), "fastann": {}}
         if not args.skip_torch:
-            try:
-                per["torch"] = torch_epochs(w, X, y, args.repeat)
+            per["torch"] = measure(f"{name} torch", torch_epochs, w, X, y, args.repeat)
+            if "version" in per["torch"]:
                 env["torch"] = per["torch"]["version"]
-            except Exception as exc:
-                per["torch"] = {"error": f"{type(exc).__name__}: {exc}"}
-            print(name, "torch", per["torch"].get("median_ms", per["torch"]), flush=True)
-        results["workloads"][name] = per
+            save(results, args.out)
+        for variant in args.variants:
+            per["fastann"][variant] = measure(f"{name} {variant}", fastann_epochs, w, X, y,
+                                              args.repeat, variant)
+            save(results, args.out)
     if not args.skip_compile:
-        results["compile"] = compile_time()
+        results["compile"] = measure("compile", compile_time)
+        save(results, args.out)
     if not args.skip_cli:
-        results["cli"] = [cli_end_to_end(args.cli_dataset, args.cli_epochs, graphs)
-                          for graphs in (False, True)]
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump(results, f, indent=2, default=str)
-    table = markdown(results)
-    with open(os.path.join(args.out, "results.md"), "w") as f:
-        f.write(table)
-    print(table)
+        results["cli"] = [measure("cli", cli_end_to_end, args.cli_dataset, args.cli_epochs,
+                                  graphs) for graphs in (False, True)]
+    save(results, args.out)
+    print(markdown(results))
     print(f"written to {args.out}/results.json and results.md")
     return 0
 

@@ -305,3 +305,49 @@ def test_gate_base_env_override_and_root_commit(repo):
     assert proc.stdout.strip() == first and "ASV_GATE_BASE" in proc.stderr
     proc = _resolve(repo, head=first)
     assert proc.returncode == 3 and proc.stdout == ""
+
+
+# --------------------------------------------------------- gpu_compare.py
+def test_gpu_compare_table_marks_targets_errors_and_skips():
+    """The GPU report from a partial run: met and missed targets, a failed variant, skips."""
+    from benchmarks import gpu_compare
+    results = {
+        "environment": {"device": "a GPU", "numba_cuda": "0.30", "data": "mnist, 10 rows",
+                        "repeat": 5},
+        "launch": {"host_us_per_launch": 9.0, "wall_us_per_launch": 11.0},
+        "workloads": {
+            "S": {"torch": {"median_ms": 100.0}, "fastann": {
+                "default": {"median_ms": 40.0, "us_per_step": 85.3, "launches_per_step": 5},
+                "graphs": {"median_ms": 10.0},
+                "split": {"error": "CudaAPIError: launch failed"}}},
+            "W": {"torch": {"skipped": "--time-limit 60 s reached"},
+                  "fastann": {"default": {"skipped": "--time-limit 60 s reached"}}}},
+        "compile": {"skipped": "--time-limit 60 s reached"}}
+    table = gpu_compare.markdown(results)
+    assert "| S | default | 40.0 | 100.0 | 2.50x | <= 20 ms, >= 5x | no |" in table
+    assert "| S | graphs | 10.0 | 100.0 | 10.00x | <= 20 ms, >= 5x | yes |" in table
+    assert "| S | split | error |" in table and "| W | default | skipped |" in table
+    assert "- S split: CudaAPIError: launch failed" in table
+    assert "- W torch: --time-limit 60 s reached" in table
+    assert "- compile: --time-limit 60 s reached" in table
+    assert "S: 85.3 µs per training step (5 launches)." in table
+
+
+@pytest.mark.skipif(not _has("numba_cuda"), reason="numba-cuda not installed")
+def test_gpu_compare_saves_what_it_measured_within_its_time_limit(tmp_path):
+    """Under the simulator with --time-limit 0 nothing is measured, and the files say so."""
+    import json
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    out = tmp_path / "gpu"
+    result = subprocess.run(
+        [sys.executable, "benchmarks/gpu_compare.py", "--allow-simulator", "--time-limit", "0",
+         "--subset", "8", "--variants", "default", "split", "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    saved = json.loads((out / "results.json").read_text())
+    parts = [saved["launch"], saved["compile"], *saved["cli"]]
+    for per in saved["workloads"].values():
+        parts += [per["torch"], *per["fastann"].values()]
+    assert len(parts) == 2 + 2 + 2 * 3 and all("skipped" in part for part in parts)
+    assert "Not measured:" in (out / "results.md").read_text()
+    assert not list(out.glob("*.tmp"))
