@@ -38,6 +38,16 @@ def gpu_epochs(kc, cuda, X, y, orders, normalization, params, sizes, activation,
     return results, net.params.copy_to_host(), to_host(state)
 
 
+def program_arguments(cuda, X, y, order, normalization, params, sizes, optimizer, hyper,
+                      batch_size, capacity, activation=kernels.RELU):
+    """The positional arguments of :class:`TrainingProgram` for a test problem, on the device."""
+    net = kernels.Network(cuda.to_device(params), sizes, activation)
+    state = to_device(cuda, cpu_state(optimizer, params.size, params.dtype))
+    buffers = gpu_buffers(cuda, sizes, capacity, params.dtype, batch_size)
+    return (cuda.to_device(X), cuda.to_device(y), cuda.to_device(order),
+            to_device(cuda, normalization), net, optimizer, hyper, state, buffers)
+
+
 def assert_same_state(gpu_state, cpu_state):
     for name in kernels.OptimizerState._fields:
         want, got = np.asarray(cpu_state[name]), np.asarray(gpu_state[name])
@@ -147,14 +157,10 @@ def test_split_k_matches_cpu(kc, cuda, optimizer, sizes, batch_size, capacity, s
     shape = dict(tile=2, per_thread=2)
     assert_same_training(cpu_epochs(*args), gpu_epochs(kc, cuda, *args, split_k=split_k,
                                                        fuse_update=fuse_update, **shape))
-    net = kernels.Network(cuda.to_device(params), sizes, kernels.RELU)
-    state = to_device(cuda, cpu_state(kernels.OPTIMIZERS[optimizer], params.size, params.dtype))
-    buffers = gpu_buffers(cuda, sizes, capacity, params.dtype, batch_size)
-    d_order = cuda.to_device(orders[0])
-    program = kc.TrainingProgram(cuda.to_device(X), cuda.to_device(y), d_order,
-                                 to_device(cuda, norm), net, kernels.OPTIMIZERS[optimizer], hp,
-                                 state, buffers, split_k=split_k, fuse_update=fuse_update,
-                                 **shape)
+    program = kc.TrainingProgram(
+        *program_arguments(cuda, X, y, orders[0], norm, params, sizes,
+                           kernels.OPTIMIZERS[optimizer], hp, batch_size, capacity),
+        split_k=split_k, fuse_update=fuse_update, **shape)
     split = [call for call in program.calls
              if isinstance(call[1], tuple) and len(call[1]) == 3]  # 3-D grids
     assert len(split) == len(sizes) - 1 and all(call[1][2] >= 2 for call in split)
@@ -167,11 +173,8 @@ def test_split_k_matches_cpu(kc, cuda, optimizer, sizes, batch_size, capacity, s
 
 def test_split_k_refuses_other_values(kc, cuda):
     X, y, norm, params, sizes = make_problem((9, 3), 4, seed=62)
-    net = kernels.Network(cuda.to_device(params), sizes, kernels.RELU)
-    state = to_device(cuda, cpu_state(kernels.SGD, params.size, params.dtype))
-    buffers = gpu_buffers(cuda, sizes, 4, params.dtype, 4)
-    args = (cuda.to_device(X), cuda.to_device(y), cuda.to_device(shuffled(4, 1)),
-            to_device(cuda, norm), net, kernels.SGD, hyper(), state, buffers)
+    args = program_arguments(cuda, X, y, shuffled(4, 1), norm, params, sizes, kernels.SGD,
+                             hyper(), 4, 4)
     for bad in (0, -2, 1.5, True, "fast"):
         with pytest.raises(ValueError, match="split_k must be a positive int or \"auto\""):
             kc.TrainingProgram(*args, split_k=bad)
@@ -179,11 +182,8 @@ def test_split_k_refuses_other_values(kc, cuda):
 
 def test_gemm_path_refuses_graphs_and_unknown_names(kc, cuda):
     X, y, norm, params, sizes = make_problem((66, 64, 3), 4, seed=61)
-    net = kernels.Network(cuda.to_device(params), sizes, kernels.RELU)
-    state = to_device(cuda, cpu_state(kernels.SGD, params.size, params.dtype))
-    buffers = gpu_buffers(cuda, sizes, 4, params.dtype, 4)
-    args = (cuda.to_device(X), cuda.to_device(y), cuda.to_device(shuffled(4, 1)),
-            to_device(cuda, norm), net, kernels.SGD, hyper(), state, buffers)
+    args = program_arguments(cuda, X, y, shuffled(4, 1), norm, params, sizes, kernels.SGD,
+                             hyper(), 4, 4)
     with pytest.raises(ValueError, match='"tiles" or "cublas"'):
         kc.TrainingProgram(*args, gemm="cuBLAS")
     if kc.SIMULATOR:
