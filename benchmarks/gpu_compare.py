@@ -21,8 +21,10 @@ where a fresh process matters):
     ``prepared`` (eager launches with the arguments converted once),
     ``fused`` / ``fused+graphs`` (the optimizer inside the first layer's
     backward launch, ``fuse_update=True``: one launch fewer per step),
-    ``cublas`` / ``cublas+fused`` (hidden layers at least 64 wide through
-    cuBLAS, ``gemm="cublas"``; needs CuPy: ``pip install cupy-cuda13x``),
+    ``cublas`` / ``cublas+fused`` / ``cublas+graphs`` / ``cublas+fused+graphs``
+    (hidden layers at least 64 wide through cuBLAS, ``gemm="cublas"``, the
+    GEMMs captured in the graph with ``+graphs``; needs CuPy: ``pip install
+    cupy-cuda13x``),
     ``split`` / ``split+fused+graphs`` (forward launches with fewer blocks than
     the GPU has SMs split their reduction, ``split_k="auto"``),
     ``t8`` (8x8-thread tiles: 4x the blocks, to fill more SMs at batch 128),
@@ -80,6 +82,8 @@ VARIANTS = {
     "fused+graphs": {"fuse_update": True, "graphs": True},
     "cublas": {"gemm": "cublas", "graphs": False},
     "cublas+fused": {"gemm": "cublas", "fuse_update": True, "graphs": False},
+    "cublas+graphs": {"gemm": "cublas", "graphs": True},
+    "cublas+fused+graphs": {"gemm": "cublas", "fuse_update": True, "graphs": True},
     "split": {"split_k": "auto", "graphs": False},
     "split+fused+graphs": {"split_k": "auto", "fuse_update": True, "graphs": True},
     "t8": {"tile": 8, "graphs": False},

@@ -230,7 +230,8 @@ class CudaBackend:
         (:mod:`fastann.kernels.cuda.blas`; ``pip install "fastann[cublas13]"``),
         on the same device arrays. Default: the environment variable
         ``FASTANN_CUDA_GEMM``, else ``"tiles"`` (numba-cuda kernels only),
-        until it has passed the hardware tests. Not with ``graphs``.
+        until it has passed the hardware tests. Combines with ``graphs``
+        (the GEMMs are captured with the kernels).
     split_k : int or "auto", optional
         Split the reduction of forward launches that have fewer blocks than
         the GPU has multiprocessors over this many blocks, summed in a fixed

@@ -5,27 +5,38 @@ off by default until it has run on hardware). For layers whose inputs and
 outputs are both at least :data:`WIDE` wide, the training step replaces the
 tiled kernels of :mod:`fastann.kernels.cuda.dense` with:
 
-* forward: ``out[:n] = X[:n] @ W`` (GEMM), then ``out = f(out + b)``
+* forward: ``out = X @ W`` (GEMM), then ``out = f(out + b)`` on the live rows
   (:func:`epilogue_kernels` ``bias_activation``); the first layer gathers its
   rows first (:func:`fastann.kernels.cuda.batching` ``_gather``, which moves
   the cursor);
-* backward: ``dW (+)= X[:n]^T dZ[:n]`` (GEMM, ``beta = 1`` for a later
-  micro-batch), ``db (+)=`` the column sums of ``dZ`` (``column_sums``, rows in
-  the CPU's order), and, below the first layer, ``dX[:n] = dZ[:n] W^T`` (GEMM)
-  then ``dX *= f'(X)`` (``derivative_times``).
+* backward: ``db (+)=`` the column sums of ``dZ`` (``column_sums``, rows in
+  the CPU's order), then ``dW (+)= X^T dZ`` (GEMM, ``beta = 1`` for a later
+  micro-batch) and, below the first layer, ``dX = dZ W^T`` (GEMM) then
+  ``dX *= f'(X)`` (``derivative_times``).
 
 The GEMM is cuBLAS's ``sgemm``/``dgemm`` called through CuPy's bindings
 (``pip install cupy-cuda13x`` or ``cupy-cuda12x``) on the same memory, no
 copies: row-major ``C = op(A) op(B)`` is column-major ``C^T = op(B)^T
 op(A)^T``, so the operands are passed swapped, each with its row length as
-leading dimension. It runs on the legacy default stream, where numba-cuda
-launches, so the kernels and GEMMs of a step stay in order. cuBLAS's default
-math mode computes float32 in float32 (no TF32). Under the simulator a NumPy
-product stands in for cuBLAS, so everything around the call (row counts,
-accumulation, epilogues, order) is tested without a GPU.
+leading dimension. It runs on the stream the step's kernels go to: the legacy
+default stream, where numba-cuda launches, or the stream of a CUDA graph
+being captured (cuBLAS calls can be captured; since CUDA 12.2 cuBLAS takes
+the workspace it needs during a capture from ``cudaMallocAsync``, which is
+why PyTorch stopped setting one, pytorch/pytorch#113994), so the
+kernels and GEMMs of a step stay in order. cuBLAS's default math mode
+computes float32 in float32 (no TF32). Under the simulator a NumPy product
+stands in for cuBLAS, so everything around the call (rows, accumulation,
+epilogues, order) is tested without a GPU.
 
-The row count of a GEMM is a host value: a step with GEMMs is launched from
-the host plan, so these steps cannot be captured as a CUDA graph.
+**Every GEMM covers all ``capacity`` rows of the buffers**, so that its
+arguments never change and a step with GEMMs can be captured as a CUDA graph
+(the row count of a cuBLAS call is a host value; a partial mini-batch's count
+lives in device memory). The rows past the live ones contribute nothing:
+before a layer's ``dW`` GEMM, ``column_sums`` sets them to zero in both
+operands (``dZ`` and ``X``, which may hold anything there, NaN included), so
+``dW`` adds only zeros from them and ``dX = dZ W^T`` is zero there; the
+forward GEMM's outputs in those rows are never read by a live row. The extra
+rows are work only in an epoch's last, partial micro-batch.
 """
 from functools import lru_cache
 
@@ -61,12 +72,12 @@ def _pointer(array):
     return array.__cuda_array_interface__["data"][0]
 
 
-def gemm(a, b, c, n_rows, trans_a=False, beta=0.0, trans_b=False):
+def gemm(a, b, c, n_rows, trans_a=False, beta=0.0, trans_b=False, stream=None):
     """``c = op(a) @ op(b) + beta * c`` on device arrays, over the first ``n_rows`` rows.
 
-    ``n_rows`` is the number of live rows of the mini-batch: of ``a`` and
-    ``c`` (``c[:n] = a[:n] @ op(b)``), or with ``trans_a`` of ``a`` and ``b``
-    (``c = a[:n]^T @ b[:n]``, a sum over the rows).
+    ``n_rows`` counts the rows of ``a`` and ``c`` (``c[:n] = a[:n] @ op(b)``),
+    or with ``trans_a`` of ``a`` and ``b`` (``c = a[:n]^T @ b[:n]``, a sum over
+    the rows).
 
     Parameters
     ----------
@@ -75,6 +86,9 @@ def gemm(a, b, c, n_rows, trans_a=False, beta=0.0, trans_b=False):
     trans_a, trans_b : bool
     beta : float
         0 overwrites ``c``; 1 adds to it.
+    stream : object with ``__cuda_stream__``, optional
+        Where cuBLAS runs (a ``cuda.core`` stream or graph builder); default
+        the legacy default stream, numba-cuda's.
     """
     n = int(n_rows)
     a_rows = n
@@ -94,10 +108,10 @@ def gemm(a, b, c, n_rows, trans_a=False, beta=0.0, trans_b=False):
         product = (A.T if trans_a else A) @ (B.T if trans_b else B)
         C[...] = product if beta == 0.0 else C + product
         return
-    _cublas_gemm(a, b, c, m, n_out, k, trans_a, trans_b, beta)
+    _cublas_gemm(a, b, c, m, n_out, k, trans_a, trans_b, beta, stream)
 
 
-def _cublas_gemm(a, b, c, m, n, k, trans_a, trans_b, beta):  # pragma: no cover - needs a GPU
+def _cublas_gemm(a, b, c, m, n, k, trans_a, trans_b, beta, stream):  # pragma: no cover - GPU
     cupy, cublas = require_cupy()
     handle = cupy.cuda.device.get_cublas_handle()
     dtype = np.dtype(c.dtype)
@@ -105,18 +119,21 @@ def _cublas_gemm(a, b, c, m, n, k, trans_a, trans_b, beta):  # pragma: no cover 
     function = cublas.sgemm if dtype == np.float32 else cublas.dgemm
     op_a = cublas.CUBLAS_OP_T if trans_a else cublas.CUBLAS_OP_N
     op_b = cublas.CUBLAS_OP_T if trans_b else cublas.CUBLAS_OP_N
+    target = (cupy.cuda.Stream.null if stream is None
+              else cupy.cuda.ExternalStream(int(stream.__cuda_stream__()[1])))
     mode = cublas.getPointerMode(handle)
-    cublas.setPointerMode(handle, cublas.CUBLAS_POINTER_MODE_HOST)
+    cublas.setPointerMode(handle, cublas.CUBLAS_POINTER_MODE_HOST)  # alpha, beta read now
     try:
-        # The legacy default stream, where numba-cuda launches: set on the handle here, and
-        # made CuPy's current stream for the bindings that set the handle's stream themselves.
-        # Column-major C^T (n x m) = op(B)^T @ op(A)^T.
-        with cupy.cuda.Stream.null:
-            cublas.setStream(handle, cupy.cuda.Stream.null.ptr)
+        # Set on the handle here, and made CuPy's current stream for the bindings that set
+        # the handle's stream themselves. Column-major C^T (n x m) = op(B)^T @ op(A)^T.
+        with target:
+            cublas.setStream(handle, target.ptr)
             function(handle, op_b, op_a, n, m, k, alpha.ctypes.data, _pointer(b), b.shape[1],
                      _pointer(a), a.shape[1], beta.ctypes.data, _pointer(c), c.shape[1])
     finally:
         cublas.setPointerMode(handle, mode)
+        if stream is not None:
+            cublas.setStream(handle, cupy.cuda.Stream.null.ptr)
 
 
 @lru_cache(maxsize=None)
@@ -127,13 +144,23 @@ def epilogue_kernels(dtype):
     the cursor, as the tiled kernels do:
 
     * ``bias_activation(out, b, code, plan, cursor)``: ``out = f(out + b)``;
-    * ``column_sums(dZ, db, plan, cursor)``: ``db (+)= sum over rows of dZ``,
+    * ``column_sums(dZ, db, X, plan, cursor)``: ``db (+)= sum over rows of dZ``,
       one thread per column, rows in order (as :func:`kernels.column_sums`);
+      then the rows of ``dZ`` and ``X`` past the live ones set to zero, for
+      the capacity-row GEMMs after it (module docstring);
     * ``derivative_times(dX, X, code, plan, cursor)``: ``dX = dX * f'(.)``
       through the outputs ``X = f(.)``.
     """
     activate, derivative = activation_functions(np.dtype(dtype))
     zero = np.dtype(dtype).type(0.0)
+
+    @cuda.jit(device=True)
+    def zero_rows_past(a, n_rows, start, stride):
+        """``a[n_rows:] = 0``, this thread's share of a grid-stride loop."""
+        d = a.shape[1]
+        for idx in range(n_rows * d + start, a.shape[0] * d, stride):
+            i = idx // d
+            a[i, idx - i * d] = zero
 
     @cuda.jit(cache=True)
     def bias_activation(out, b, code, plan, cursor):
@@ -145,11 +172,12 @@ def epilogue_kernels(dtype):
             out[i, j] = activate(out[i, j] + b[j], code)
 
     @cuda.jit(cache=True)
-    def column_sums(dZ, db, plan, cursor):
+    def column_sums(dZ, db, X, plan, cursor):
         step = cursor[CURRENT]
         n_rows = int(plan[step, ROWS])
         accumulate = plan[step, ACCUMULATE] != 0.0
-        for j in range(cuda.grid(1), dZ.shape[1], cuda.gridsize(1)):
+        start, stride = cuda.grid(1), cuda.gridsize(1)
+        for j in range(start, dZ.shape[1], stride):
             total = zero
             for i in range(n_rows):
                 total += dZ[i, j]
@@ -157,6 +185,8 @@ def epilogue_kernels(dtype):
                 db[j] += total
             else:
                 db[j] = total
+        zero_rows_past(dZ, n_rows, start, stride)  # read by the GEMMs after this launch
+        zero_rows_past(X, n_rows, start, stride)
 
     @cuda.jit(cache=True)
     def derivative_times(dX, X, code, plan, cursor):

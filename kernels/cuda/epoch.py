@@ -72,7 +72,8 @@ _OPTIMIZER_NAMES = {SGD: "sgd", MOMENTUM: "momentum", NESTEROV: "nesterov", ADAM
                     ADAMW: "adamw"}
 
 
-#: CUDA graphs a :class:`TrainingProgram` keeps (one per distinct number of micro-steps a call runs).
+#: CUDA graphs a :class:`TrainingProgram` keeps (one per distinct number of micro-steps a call
+#: runs; with ``gemm="cublas"``, per pattern of accumulating micro-batches too).
 MAX_GRAPHS = 8
 
 
@@ -117,12 +118,14 @@ def _matrix(flat, offset, rows, cols):
 
 
 def _run(calls, stream=None):
-    """Launch ``(kernel, grid, block, args)`` calls in order (``stream``: a stream or graph builder)."""
-    if stream is None:
-        for kernel, grid, block, args in calls:
+    """Launch ``(kernel, grid, block, args)`` calls in order (``stream``: a stream or graph
+    builder); a host step (grid None, a :class:`_HostGemm`) is called with the stream."""
+    for kernel, grid, block, args in calls:
+        if grid is None:
+            kernel(stream)
+        elif stream is None:
             kernel[grid, block](*args)
-    else:
-        for kernel, grid, block, args in calls:
+        else:
             kernel[grid, block, stream](*args)
 
 
@@ -203,19 +206,19 @@ def _launch(launchers):
 
 
 class _HostGemm:
-    """A GEMM step of the ``gemm="cublas"`` path: ``c = op(a) @ op(b)`` over the live rows of
-    the running micro-step, which it reads from its program's host plan row; with
-    ``accumulates``, added to ``c`` on a later micro-batch of a mini-batch."""
+    """A GEMM step of the ``gemm="cublas"`` path: ``c = op(a) @ op(b)`` over all the
+    program's ``capacity`` rows (:mod:`~fastann.kernels.cuda.blas`: the rows past the live
+    ones are zero where they count); with ``accumulates``, added to ``c`` when the running
+    micro-step (its program's host plan row) is a later micro-batch of a mini-batch."""
 
     def __init__(self, program, a, b, c, trans_a=False, trans_b=False, accumulates=False):
         self.program, self.a, self.b, self.c = program, a, b, c
         self.trans_a, self.trans_b, self.accumulates = trans_a, trans_b, accumulates
 
-    def __call__(self):
-        row = self.program.host_row
-        beta = 1.0 if self.accumulates and row[ACCUMULATE] != 0.0 else 0.0
-        _blas.gemm(self.a, self.b, self.c, int(row[ROWS]), trans_a=self.trans_a, beta=beta,
-                   trans_b=self.trans_b)
+    def __call__(self, stream=None):
+        accumulate = self.accumulates and self.program.host_row[ACCUMULATE] != 0.0
+        _blas.gemm(self.a, self.b, self.c, self.program.capacity, trans_a=self.trans_a,
+                   beta=1.0 if accumulate else 0.0, trans_b=self.trans_b, stream=stream)
 
 
 class _Network:
@@ -404,7 +407,8 @@ class TrainingProgram:
     graphs : bool
         Run each call's micro-steps as one CUDA graph (numba-cuda >= 0.29
         launching into a ``cuda.core`` graph builder), captured once per
-        number of micro-steps and replayed on a stream of its own; the launch
+        number of micro-steps (with ``gemm="cublas"``, and pattern of
+        accumulating micro-batches) and replayed on a stream of its own; the launch
         arguments being constant, the same graph serves every epoch. Off by
         default: not yet run on hardware. Ignored under the simulator.
     prepared : bool
@@ -421,8 +425,8 @@ class TrainingProgram:
         ``"cublas"``: hidden layers at least :data:`~fastann.kernels.cuda.blas.WIDE`
         wide on both sides run their products as cuBLAS GEMMs on the same
         device arrays (:mod:`fastann.kernels.cuda.blas`, needs CuPy on a GPU),
-        launched from the host plan (not with ``graphs``). Off by default: not
-        yet run on hardware.
+        each over all ``capacity`` rows, so that they can be captured with
+        ``graphs`` too. Off by default: not yet run on hardware.
     split_k : int or "auto"
         Forward launches with fewer blocks than the GPU has multiprocessors
         (at batch 128: S's first layer, every last layer) split each output
@@ -435,8 +439,8 @@ class TrainingProgram:
     Raises
     ------
     ValueError
-        An unknown ``gemm``, ``gemm="cublas"`` with ``graphs``, or a
-        ``split_k`` that is neither a positive int nor ``"auto"``.
+        An unknown ``gemm``, or a ``split_k`` that is neither a positive int
+        nor ``"auto"``.
     """
 
     def __init__(self, X, y, order, normalization, net, optimizer, hyper, state, buffers, *,
@@ -460,14 +464,11 @@ class TrainingProgram:
         self.fuse_update = bool(fuse_update)
         if gemm not in _blas.GEMMS:
             raise ValueError(f'gemm must be "tiles" or "cublas", got {gemm!r}')
-        if gemm == "cublas" and self.graphs:
-            raise ValueError('gemm="cublas" launches from the host plan: it cannot run as a '
-                             'CUDA graph (graphs=True)')
         if gemm == "cublas" and not SIMULATOR:  # pragma: no cover - needs a GPU
             _blas.require_cupy()
         self.gemm = gemm
         self.split_k = check_split_k(split_k)
-        self.host_row = None  # the host plan's row of the running micro-step (GEMM path)
+        self.host_row = None  # the host plan's row of the micro-step being launched (GEMMs)
         self._graphs = None
         self._order, self._args = order, (X, y, normalization, net, state, tile, threads,
                                           rows_per_block, lanes)
@@ -551,7 +552,8 @@ class TrainingProgram:
 
     def _gemm_backward(self, calls, plan, threads):
         """The backward launches (layer ``L - 1`` first) with each wide layer's tiles replaced by
-        GEMMs for ``dW`` and ``dX``, the column sums for ``db`` and ``f'`` for ``dX``."""
+        the column sums for ``db`` (which also zero the dead rows of ``dZ`` and ``X``), GEMMs
+        for ``dW`` and ``dX``, and ``f'`` for ``dX``."""
         b, network, cursor = self.buffers, self.network, self.cursor
         _, column_sums, derivative_times = _blas.epilogue_kernels(network.dtype)
         L = network.n_layers
@@ -563,10 +565,10 @@ class TrainingProgram:
             dZ = network.output_gradient(l)
             source = b.inputs if l == 0 else network.out[l - 1]
             d_out = network.sizes[l + 1]
-            steps = [(_HostGemm(self, source, dZ, network.dW[l], trans_a=True,
-                                accumulates=True), None, None, ()),
-                     (column_sums, n_blocks(d_out, threads), threads,
-                      (dZ, network.db[l], plan, cursor))]
+            steps = [(column_sums, n_blocks(d_out, threads), threads,  # zeroes dead rows
+                      (dZ, network.db[l], source, plan, cursor)),
+                     (_HostGemm(self, source, dZ, network.dW[l], trans_a=True,
+                                accumulates=True), None, None, ())]
             if l > 0:
                 steps.append((_HostGemm(self, dZ, network.W[l], network.dX[l], trans_b=True),
                               None, None, ()))
@@ -597,18 +599,24 @@ class TrainingProgram:
         with simulator_pacing():
             kernel, grid, block, args = _reset_launch(counters, self.cursor)
             kernel[grid, block](*args)
-            n_micro = host_plan.shape[0]
-            if self.graphs and n_micro:
-                self._run_graph(n_micro)
+            if self.graphs and host_plan.shape[0]:
+                self._run_graph(host_plan)
             else:
                 launchers = self._launchers
-                for i in range(n_micro):
-                    self.host_row = host_plan[i]  # read by the host GEMMs, if any
+                for row in host_plan:
+                    self.host_row = row  # read by the host GEMMs, if any
                     _launch(launchers)
             loss_sum, n_correct = counters.copy_to_host()[:2]
         return float(loss_sum), int(round(n_correct)), step
 
-    def _run_graph(self, n_micro):  # pragma: no cover - needs a GPU
+    def _graph_key(self, rows):
+        """Which captured graph replays these plan rows: one per number of micro-steps; with
+        GEMMs also per pattern of accumulating micro-batches (a GEMM's ``beta`` is captured)."""
+        if self.gemm == "cublas":
+            return len(rows), (rows[:, ACCUMULATE] != 0.0).tobytes()
+        return len(rows)
+
+    def _run_graph(self, host_plan):  # pragma: no cover - needs a GPU
         """The call's micro-steps as one CUDA graph launch.
 
         A graph of ``k`` consecutive micro-steps is captured the first time a
@@ -616,27 +624,31 @@ class TrainingProgram:
         counts per epoch; at most :data:`MAX_GRAPHS` are kept) and replayed
         afterwards: one launch per call instead of ``k * (2 L + 1)``. The
         first micro-step of the first call runs eagerly, so that every kernel
-        is compiled and loaded outside the capture.
+        is compiled and loaded (and cuBLAS initialized) outside the capture.
         """
         from cuda.core import Device  # cuda-core, a numba-cuda dependency
+        rows = host_plan
         if self._graphs is None:
-            _launch(self._launchers)  # compiles and loads every kernel outside the capture
-            n_micro -= 1
+            self.host_row = rows[0]
+            _launch(self._launchers)
+            rows = rows[1:]
             self._device = Device()
             self._device.set_current()
             self._stream = self._device.create_stream()
             self._graphs = {}
-        if n_micro == 0:
+        if not len(rows):
             return
-        graph = self._graphs.get(n_micro)
+        key = self._graph_key(rows)
+        graph = self._graphs.get(key)
         if graph is None:
             if len(self._graphs) >= MAX_GRAPHS:
                 self._graphs.clear()
             builder = self._device.create_graph_builder()
             builder.begin_building()
-            for _ in range(n_micro):
+            for row in rows:
+                self.host_row = row
                 _run(self.calls, builder)
-            graph = self._graphs[n_micro] = builder.end_building().complete()
+            graph = self._graphs[key] = builder.end_building().complete()
         cuda.synchronize()  # the reset (and an eager step) ran on the default stream
         graph.launch(self._stream)
         self._stream.sync()

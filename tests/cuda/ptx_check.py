@@ -126,7 +126,7 @@ def kernels_to_check(tiles=TILES, rows_per_block=ROWS_PER_BLOCK, lanes=32):
         out.append((f"GEMM epilogue bias+activation {dt}", bias_activation,
                     (A(nb, 2), A(nb, 1), int64, plan, cursor)))
         out.append((f"GEMM epilogue column sums {dt}", column_sums,
-                    (A(nb, 2), A(nb, 1), plan, cursor)))
+                    (A(nb, 2), A(nb, 1), A(nb, 2), plan, cursor)))
         out.append((f"GEMM epilogue derivative {dt}", derivative_times,
                     (A(nb, 2), A(nb, 2), int64, plan, cursor)))
     out.append(("reset counters", epoch._reset, (A(float64, 1), cursor)))

@@ -180,16 +180,41 @@ def test_split_k_refuses_other_values(kc, cuda):
             kc.TrainingProgram(*args, split_k=bad)
 
 
-def test_gemm_path_refuses_graphs_and_unknown_names(kc, cuda):
+def test_gemm_path_refuses_unknown_names(kc, cuda):
     X, y, norm, params, sizes = make_problem((66, 64, 3), 4, seed=61)
     args = program_arguments(cuda, X, y, shuffled(4, 1), norm, params, sizes, kernels.SGD,
                              hyper(), 4, 4)
     with pytest.raises(ValueError, match='"tiles" or "cublas"'):
         kc.TrainingProgram(*args, gemm="cuBLAS")
-    if kc.SIMULATOR:
-        return  # graphs are ignored under the simulator
-    with pytest.raises(ValueError, match="CUDA graph"):  # pragma: no cover - needs a GPU
-        kc.TrainingProgram(*args, gemm="cublas", graphs=True)
+    assert kc.TrainingProgram(*args, gemm="cublas", graphs=True).gemm == "cublas"
+
+
+@pytest.mark.parametrize("gemm", ["tiles", "cublas"])
+def test_rows_past_the_live_ones_never_reach_the_gradients(kc, cuda, narrow_gemm, gemm):
+    """Buffers full of NaN before training (device memory starts as anything): a last
+    partial batch and micro-batches leave rows past the live ones untouched, and the
+    capacity-row GEMMs of gemm="cublas" (column_sums zeroes those rows of both operands
+    first) still train exactly as the CPU, with finite parameters."""
+    X, y, norm, params, sizes = make_problem((4, 6, 5, 3), 11, seed=63)
+    orders = [shuffled(11, 49), shuffled(11, 50)]
+    hp = hyper(learning_rate=0.1)
+    cpu = cpu_epochs(X, y, orders, norm, params, sizes, kernels.RELU, kernels.MOMENTUM, hp,
+                     5, 2)
+    args = program_arguments(cuda, X, y, orders[0], norm, params, sizes, kernels.MOMENTUM, hp,
+                             5, 2)
+    buffers = args[-1]
+    for name in ("inputs", "acts", "scratch", "grads"):
+        array = getattr(buffers, name)
+        array.copy_to_device(np.full(array.shape, np.nan, array.dtype))
+    program = kc.TrainingProgram(*args, gemm=gemm)
+    results, step = [], 0
+    for order in orders:
+        args[2].copy_to_device(order)
+        results.append(program.run(11, 5, hp, step))
+        step = results[-1][2]
+    net, state = args[4], args[7]
+    assert np.isfinite(net.params.copy_to_host()).all()
+    assert_same_training(cpu, (results, net.params.copy_to_host(), to_host(state)))
 
 
 def test_train_epoch_matches_cpu_float_input_with_shift(kc, cuda):
@@ -629,21 +654,27 @@ def test_cuda_backend_finite_checks_stay_on_the_device(cuda, monkeypatch):
     assert gpu.parameters_finite() and gpu.outputs_finite(X[:4])
 
 
-def test_graph_replay_logic_with_a_recording_graph_builder(kc, cuda, monkeypatch):
-    """The control flow of graphs=True, with cuda.core's graph builder replaced by one that
-    records the launches and replays them eagerly (the real capture needs a GPU): the first
-    micro-step runs eagerly, a graph is captured once per micro-step count and replayed."""
+@pytest.fixture
+def recording_graphs(monkeypatch):
+    """cuda.core's graph builder replaced by one that records what a capture would (kernel
+    launches, and cuBLAS calls with the arguments they had then) and replays it eagerly:
+    the real capture needs a GPU. Returns the list of captured graphs' lengths."""
     import importlib
     core = importlib.import_module("cuda.core")  # cuda-core, a numba-cuda dependency
-    from fastann.kernels.cuda import epoch
+    from fastann.kernels.cuda import blas, epoch
     captured = []
+    real_run, real_gemm = epoch._run, blas.gemm
 
     class Graph:
         def __init__(self, calls):
             self.calls = calls
 
         def launch(self, stream):
-            epoch._run(self.calls)
+            for call in self.calls:
+                if call[0] == "gemm":
+                    real_gemm(*call[1], **call[2])
+                else:
+                    real_run([call])
 
     class Builder:
         def begin_building(self):
@@ -663,37 +694,90 @@ def test_graph_replay_logic_with_a_recording_graph_builder(kc, cuda, monkeypatch
         def create_graph_builder(self):
             return Builder()
 
-    real_run = epoch._run
-
     def run(calls, stream=None):
+        if not isinstance(stream, Builder):
+            return real_run(calls, stream)
+        for call in calls:
+            if call[1] is None:  # a host GEMM: records itself through gemm(stream=builder)
+                call[0](stream)
+            else:
+                stream.calls.append(call)
+
+    def gemm(*args, stream=None, **options):
         if isinstance(stream, Builder):
-            stream.calls.extend(calls)
+            stream.calls.append(("gemm", args, options))
         else:
-            real_run(calls, stream)
+            real_gemm(*args, stream=stream, **options)
 
     monkeypatch.setattr(core, "Device", Device)
     monkeypatch.setattr(epoch, "_run", run)
-    X, y, norm, params, sizes = make_problem((6, 5, 3), 10, seed=45)
-    orders = [shuffled(10, s) for s in (1, 2, 3)]
-    hp = hyper(learning_rate=0.01)
-    args = (X, y, orders, norm, params, sizes, kernels.RELU, kernels.ADAM, hp, 4, 4)
-    cpu = cpu_epochs(*args)
-    net = kernels.Network(cuda.to_device(params), sizes, kernels.RELU)
-    state = to_device(cuda, cpu_state(kernels.ADAM, params.size, params.dtype))
-    d_order = cuda.device_array(10, np.int64)
-    program = kc.TrainingProgram(cuda.to_device(X), cuda.to_device(y), d_order,
-                                 to_device(cuda, norm), net, kernels.ADAM, hp, state,
-                                 gpu_buffers(cuda, sizes, 4, params.dtype, 4),
-                                 plan=cuda.device_array((3, kc.PLAN_FIELDS), np.float64))
-    program.graphs = True  # what graphs=True sets on a GPU
+    monkeypatch.setattr(blas, "gemm", gemm)
+    return captured
+
+
+def graph_training(kc, cuda, calls, X, y, norm, params, sizes, optimizer, hp, capacity,
+                   **options):
+    """Train one program with ``graphs`` forced on (what graphs=True sets on a GPU), one
+    ``run`` per ``(order, batch_size)`` of ``calls``, each over the order's positions."""
+    args = program_arguments(cuda, X, y, np.arange(X.shape[0]), norm, params, sizes, optimizer,
+                             hp, calls[0][1], capacity)
+    program = kc.TrainingProgram(*args, plan=cuda.device_array((8, kc.PLAN_FIELDS), np.float64),
+                                 **options)
+    program.graphs = True
     results, step = [], 0
-    for order in orders:
-        d_order.copy_to_device(order)
-        results.append(program.run(10, 4, hp, step))
+    for order, batch_size in calls:
+        args[2][:order.size].copy_to_device(order)
+        results.append(program.run(order.size, batch_size, hp, step))
         step = results[-1][2]
+    return program, (results, args[4].params.copy_to_host(), to_host(args[7]))
+
+
+def cpu_training(calls, X, y, norm, params, sizes, optimizer, hp, capacity):
+    """The CPU twin of :func:`graph_training`: ``cpu_epochs`` call after call."""
+    results, state, step = [], None, 0
+    for order, batch_size in calls:
+        out, params, state = cpu_epochs(X, y, [order], norm, params, sizes, kernels.RELU,
+                                        optimizer, hp, batch_size, capacity, step=step,
+                                        state=state)
+        results += out
+        step = out[-1][2]
+    return results, params, state
+
+
+def test_graph_replay_logic_with_a_recording_graph_builder(kc, cuda, recording_graphs):
+    """The control flow of graphs=True: the first micro-step runs eagerly, a graph is
+    captured once per micro-step count and replayed."""
+    X, y, norm, params, sizes = make_problem((6, 5, 3), 10, seed=45)
+    calls = [(shuffled(10, s), 4) for s in (1, 2, 3)]
+    hp = hyper(learning_rate=0.01)
+    problem = (X, y, norm, params, sizes, kernels.ADAM, hp, 4)
+    _, gpu = graph_training(kc, cuda, calls, *problem)
     n_launches = kc.launches_per_step(2)
-    assert captured == [2 * n_launches, 3 * n_launches]  # 1 eager + 2, then 3; then a replay
-    assert_same_training(cpu, (results, net.params.copy_to_host(), to_host(state)))
+    assert recording_graphs == [2 * n_launches, 3 * n_launches]  # 1 eager + 2, 3, a replay
+    assert_same_training(cpu_training(calls, *problem), gpu)
+
+
+def test_cublas_gemms_captured_with_the_graph(kc, cuda, narrow_gemm, recording_graphs):
+    """gemm="cublas" with graphs: each GEMM is captured with the kernels, over all capacity
+    rows and with the beta of its micro-batch, so a graph is kept per pattern of
+    accumulating micro-batches; replayed, it trains as the CPU (micro-batches of 2, last
+    partial batches)."""
+    from fastann.kernels.cuda._launch import ACCUMULATE
+    X, y, norm, params, sizes = make_problem((7, 6, 5, 3), 11, seed=64)
+    # Mini-batches of 5 (2 + 2 + 1 rows) three times, then of 3 (2 + 1) over 10 rows: both
+    # 7 micro-steps, accumulating in a different pattern.
+    calls = [(shuffled(11, s), 5) for s in (51, 52, 53)] + [(shuffled(11, 54)[:10], 3)]
+    hp = hyper(learning_rate=0.01)
+    problem = (X, y, norm, params, sizes, kernels.ADAM, hp, 2)
+    patterns = [kc.training_plan(order.size, batch, 2, kernels.ADAM, hp, 0)[0][:, ACCUMULATE]
+                for order, batch in calls[2:]]
+    assert [p.tolist() for p in patterns] == [[0, 1, 1, 0, 1, 1, 0], [0, 1, 0, 1, 0, 1, 0]]
+    program, gpu = graph_training(kc, cuda, calls, *problem, gemm="cublas")
+    per_step = len(program.calls)
+    # The first micro-step eager, then graphs of 6 and 7, a replay, and 7 again (new pattern).
+    assert recording_graphs == [6 * per_step, 7 * per_step, 7 * per_step]
+    assert len(program._graphs) == 3
+    assert_same_training(cpu_training(calls, *problem), gpu)
 
 
 def test_prepared_launch_falls_back_to_the_dispatcher():
