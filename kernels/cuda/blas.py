@@ -9,8 +9,8 @@ tiled kernels of :mod:`fastann.kernels.cuda.dense` with:
   (:func:`epilogue_kernels` ``bias_activation``); the first layer gathers its
   rows first (:func:`fastann.kernels.cuda.batching` ``_gather``, which moves
   the cursor);
-* backward: ``db (+)=`` the column sums of ``dZ`` (``column_sums``, rows in
-  the CPU's order), then ``dW (+)= X^T dZ`` (GEMM, ``beta = 1`` for a later
+* backward: ``db (+)=`` the column sums of ``dZ`` (``column_sums``, in a
+  fixed order), then ``dW (+)= X^T dZ`` (GEMM, ``beta = 1`` for a later
   micro-batch) and, below the first layer, ``dX = dZ W^T`` (GEMM) then
   ``dX *= f'(X)`` (``derivative_times``).
 
@@ -44,10 +44,15 @@ import numpy as np
 from numba import cuda
 
 from ._device import activation_functions
-from ._launch import ACCUMULATE, CURRENT, ROWS, SIMULATOR
+from ._launch import ACCUMULATE, CURRENT, ROWS, SIMULATOR, WARP, n_blocks, numba_type
 
 #: Layers with at least this many inputs and outputs take the GEMM path.
 WIDE = 64
+#: Threads of a ``column_sums`` block: columns (a warp's lanes) x row groups. A column's
+#: rows are spread over the groups, so that a 1024-column layer at batch 256 has 32 blocks of
+#: 8 warps, each thread summing 32 rows, instead of 1024 threads summing 256 rows one after
+#: another. Small under the simulator, where every thread is a Python thread.
+COLUMN_SUMS_BLOCK = (4, 2) if SIMULATOR else (WARP, 8)
 #: The values of the ``gemm`` option: numba-cuda's tiles, or cuBLAS for wide layers.
 GEMMS = ("tiles", "cublas")
 
@@ -136,6 +141,11 @@ def _cublas_gemm(a, b, c, m, n, k, trans_a, trans_b, beta, stream):  # pragma: n
             cublas.setStream(handle, cupy.cuda.Stream.null.ptr)
 
 
+def column_sums_grid(n_columns):
+    """``(blocks, (COLUMNS, GROUPS))`` of the ``column_sums`` launch over ``n_columns``."""
+    return n_blocks(n_columns, COLUMN_SUMS_BLOCK[0]), COLUMN_SUMS_BLOCK
+
+
 @lru_cache(maxsize=None)
 def epilogue_kernels(dtype):
     """``(bias_activation, column_sums, derivative_times)`` kernels for one float dtype.
@@ -144,15 +154,21 @@ def epilogue_kernels(dtype):
     the cursor, as the tiled kernels do:
 
     * ``bias_activation(out, b, code, plan, cursor)``: ``out = f(out + b)``;
-    * ``column_sums(dZ, db, X, plan, cursor)``: ``db (+)= sum over rows of dZ``,
-      one thread per column, rows in order (as :func:`kernels.column_sums`);
-      then the rows of ``dZ`` and ``X`` past the live ones set to zero, for
-      the capacity-row GEMMs after it (module docstring);
+    * ``column_sums(dZ, db, X, plan, cursor)``: ``db (+)= sum over rows of dZ``
+      in blocks of :data:`COLUMN_SUMS_BLOCK` threads (:func:`column_sums_grid`):
+      a column per lane, each of the ``GROUPS`` row groups adding every
+      ``GROUPS``-th row, then the groups' sums added in group order (a fixed
+      order: the same bits every run, not the CPU's row order); then the rows
+      of ``dZ`` and ``X`` past the live ones set to zero, for the
+      capacity-row GEMMs after it (module docstring);
     * ``derivative_times(dX, X, code, plan, cursor)``: ``dX = dX * f'(.)``
       through the outputs ``X = f(.)``.
     """
     activate, derivative = activation_functions(np.dtype(dtype))
     zero = np.dtype(dtype).type(0.0)
+    nbtype = numba_type(dtype)
+    COLUMNS, GROUPS = COLUMN_SUMS_BLOCK
+    SHAPE = (GROUPS, COLUMNS)
 
     @cuda.jit(device=True)
     def zero_rows_past(a, n_rows, start, stride):
@@ -176,17 +192,29 @@ def epilogue_kernels(dtype):
         step = cursor[CURRENT]
         n_rows = int(plan[step, ROWS])
         accumulate = plan[step, ACCUMULATE] != 0.0
-        start, stride = cuda.grid(1), cuda.gridsize(1)
-        for j in range(start, dZ.shape[1], stride):
+        lane, group = cuda.threadIdx.x, cuda.threadIdx.y
+        partial = cuda.shared.array(SHAPE, nbtype)
+        d = dZ.shape[1]
+        for first in range(cuda.blockIdx.x * COLUMNS, d, cuda.gridDim.x * COLUMNS):
+            j = first + lane
             total = zero
-            for i in range(n_rows):
-                total += dZ[i, j]
-            if accumulate:
-                db[j] += total
-            else:
-                db[j] = total
-        zero_rows_past(dZ, n_rows, start, stride)  # read by the GEMMs after this launch
-        zero_rows_past(X, n_rows, start, stride)
+            if j < d:
+                for i in range(group, n_rows, GROUPS):
+                    total += dZ[i, j]
+            partial[group, lane] = total
+            cuda.syncthreads()
+            if group == 0 and j < d:
+                for g in range(1, GROUPS):  # the groups' sums in a fixed order
+                    total += partial[g, lane]
+                if accumulate:
+                    db[j] += total
+                else:
+                    db[j] = total
+            cuda.syncthreads()
+        threads = COLUMNS * GROUPS
+        start = cuda.blockIdx.x * threads + group * COLUMNS + lane
+        zero_rows_past(dZ, n_rows, start, cuda.gridDim.x * threads)  # read by the GEMMs next
+        zero_rows_past(X, n_rows, start, cuda.gridDim.x * threads)
 
     @cuda.jit(cache=True)
     def derivative_times(dX, X, code, plan, cursor):

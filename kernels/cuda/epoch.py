@@ -565,7 +565,7 @@ class TrainingProgram:
             dZ = network.output_gradient(l)
             source = b.inputs if l == 0 else network.out[l - 1]
             d_out = network.sizes[l + 1]
-            steps = [(column_sums, n_blocks(d_out, threads), threads,  # zeroes dead rows
+            steps = [(column_sums, *_blas.column_sums_grid(d_out),  # zeroes dead rows too
                       (dZ, network.db[l], source, plan, cursor)),
                      (_HostGemm(self, source, dZ, network.dW[l], trans_a=True,
                                 accumulates=True), None, None, ())]

@@ -371,3 +371,28 @@ def test_forward_splits_fill_the_multiprocessors():
     for bad in (0, 2.0, False, "2"):
         with pytest.raises(ValueError, match="split_k"):
             check_split_k(bad)
+
+
+@pytest.mark.parametrize("dtype,accumulate", [(np.float32, False), (np.float64, True)])
+def test_gemm_column_sums_and_rows_past_the_live_ones(kc, cuda, dtype, accumulate):
+    """The GEMM path's column sums: db (+)= the live rows' column sums of dZ (row groups
+    added in a fixed order), over more columns than a grid covers at once; the rows past
+    the live ones of dZ and X set to zero, the live rows untouched."""
+    from fastann.kernels.cuda import blas
+    from fastann.kernels.cuda._launch import single_step_plan
+    rng = np.random.default_rng(7)
+    capacity, n_rows, d_out, d_in = 7, 5, 11, 6
+    dZ = rng.standard_normal((capacity, d_out)).astype(dtype)
+    X = rng.standard_normal((capacity, d_in)).astype(dtype)
+    db = rng.standard_normal(d_out).astype(dtype)
+    dZ[n_rows:] = np.nan  # what a dead row may hold
+    plan, cursor = single_step_plan(n_rows=n_rows, accumulate=accumulate)
+    d_dZ, d_X, d_db = cuda.to_device(dZ), cuda.to_device(X), cuda.to_device(db)
+    column_sums = blas.epilogue_kernels(dtype)[1]
+    grid, block = blas.column_sums_grid(d_out)
+    column_sums[grid, block](d_dZ, d_db, d_X, cuda.to_device(plan), cuda.to_device(cursor))
+    want = dZ[:n_rows].sum(axis=0) + (db if accumulate else 0)
+    np.testing.assert_allclose(d_db.copy_to_host(), want, rtol=1e-5)
+    for got, original in ((d_dZ.copy_to_host(), dZ), (d_X.copy_to_host(), X)):
+        np.testing.assert_array_equal(got[:n_rows], original[:n_rows])
+        assert not got[n_rows:].any()
