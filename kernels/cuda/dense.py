@@ -322,7 +322,11 @@ def dense_kernels(tile, dtype, per_thread=1):
             d_in = W.shape[0]
             d_out = W.shape[1]
             k_begin, k_end = split_range(d_in) if SPLIT else (0, d_in)
+            sources = cuda.shared.array(BT, int64)  # the block's dataset rows, read once
+            for r in range(tid, BT, NT):
+                sources[r] = order[start + row0 + r] if row0 + r < n_rows else 0
             clear(acc)
+            cuda.syncthreads()
             for k0 in range(k_begin, k_end, BT):
                 for e in range(tid, BT * BT, NT):
                     r = e // BT
@@ -331,7 +335,7 @@ def dense_kernels(tile, dtype, per_thread=1):
                     gk = k0 + k
                     v = ZERO
                     if gr < n_rows and gk < k_end:
-                        source = order[start + gr]
+                        source = sources[r]
                         v = X[source, gk] * scale[gk] + shift[gk]
                         if keep:
                             inputs[gr, gk] = v
@@ -391,7 +395,9 @@ def dense_kernels(tile, dtype, per_thread=1):
         """The first layer of a training step, with the gather fused into its tile loads.
 
         Row ``i`` of the step is ``X[order[start + i]] * scale + shift``, loaded
-        straight into the shared tile; the blocks of the first column of output
+        straight into the shared tile (each block reads its rows' positions in
+        ``order`` once, into shared memory, so that a slab's loads do not wait
+        on a load of ``order`` first); the blocks of the first column of output
         tiles also store it into ``inputs`` (for the backward pass) and the
         label into ``labels``. The first kernel of a step: moves the cursor.
         """
