@@ -27,6 +27,8 @@ where a fresh process matters):
     cupy-cuda13x``),
     ``split`` / ``split+fused+graphs`` (forward launches with fewer blocks than
     the GPU has SMs split their reduction, ``split_k="auto"``),
+    ``d4`` / ``split+d4+fused+graphs`` (forward slabs 4 tile edges deep,
+    ``depth=4``: a quarter of the rounds of loads, each with 4x more in flight),
     ``t8`` (8x8-thread tiles: 4x the blocks, to fill more SMs at batch 128),
     ``pt2`` / ``pt4`` (2x2 / 4x4 outputs per thread in the dense tiles), and
     ``model`` (``MLPClassifier.partial_fit``: shuffle, train, divergence
@@ -86,6 +88,9 @@ VARIANTS = {
     "cublas+fused+graphs": {"gemm": "cublas", "fuse_update": True, "graphs": True},
     "split": {"split_k": "auto", "graphs": False},
     "split+fused+graphs": {"split_k": "auto", "fuse_update": True, "graphs": True},
+    "d4": {"depth": 4, "graphs": False},
+    "split+d4+fused+graphs": {"split_k": "auto", "depth": 4, "fuse_update": True,
+                              "graphs": True},
     "t8": {"tile": 8, "graphs": False},
     "pt2": {"per_thread": 2, "graphs": False},
     "pt4": {"per_thread": 4, "tile": 8, "graphs": False},

@@ -207,6 +207,10 @@ class CudaBackend:
         the batch size); larger batches run as micro-batches.
     tile, per_thread, threads, rows_per_block, lanes : int, optional
         Launch-shape overrides for :mod:`fastann.kernels.cuda`.
+    depth : int, optional
+        Slab depth of the dense forward kernels, in tile edges
+        (:func:`fastann.kernels.cuda.dense.dense_kernels`; default 1 until
+        measured on hardware).
     graphs : bool, optional
         Run each ``train`` call's micro-steps as one CUDA graph, captured once
         per number of micro-steps and replayed every epoch
@@ -244,13 +248,14 @@ class CudaBackend:
     RuntimeError
         No usable CUDA device (the message says what is missing).
     ValueError
-        An unknown ``gemm`` or ``split_k`` (from the argument or the environment).
+        An unknown ``gemm`` or ``split_k`` (from the argument or the environment), or
+        a ``depth`` that is not a positive int.
     """
 
     def __init__(self, layer_sizes, activation, optimizer, normalization, params,
                  optimizer_state=None, n_threads=None, capacity=None, tile=None, threads=None,
                  rows_per_block=None, lanes=None, per_thread=None, graphs=None,
-                 prepared=False, fuse_update=None, gemm=None, split_k=None):
+                 prepared=False, fuse_update=None, gemm=None, split_k=None, depth=None):
         require_cuda()
         from numba import cuda
         self._cuda = cuda
@@ -259,8 +264,10 @@ class CudaBackend:
         self.optimizer = int(optimizer)
         self.dtype = params.dtype
         self.capacity = int(capacity or DEFAULT_CAPACITY)
+        from ..kernels.cuda.dense import check_depth
         self.launch = dict(tile=tile, per_thread=per_thread, threads=threads,
-                           rows_per_block=rows_per_block, lanes=lanes)
+                           rows_per_block=rows_per_block, lanes=lanes,
+                           depth=None if depth is None else check_depth(depth))
         self.graphs = bool(_env_flag(GRAPHS_ENV) if graphs is None else graphs)
         self.prepared = bool(prepared)
         self.fuse_update = bool(_env_flag(FUSE_UPDATE_ENV) if fuse_update is None

@@ -50,6 +50,8 @@ WARP = 32
 DEFAULT_TILE = 4 if SIMULATOR else 16
 #: Outputs per thread along each edge of a dense tile (register blocking).
 DEFAULT_PER_THREAD = 4 if SIMULATOR else 1
+#: Slab depth of the forward dense kernels, in tile edges (:func:`~.dense.dense_kernels`).
+DEFAULT_DEPTH = 1
 DEFAULT_THREADS = 16 if SIMULATOR else 256
 DEFAULT_ROWS_PER_BLOCK = 8
 #: Threads that share one row in the softmax kernels (a warp on a GPU).

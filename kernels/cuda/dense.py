@@ -52,7 +52,8 @@ import numpy as np
 from numba import cuda, int64
 
 from ._device import activation_functions
-from ._launch import (ACCUMULATE, CURRENT, DECAY, DEFAULT_PER_THREAD, DEFAULT_TILE, EPS_HAT,
+from ._launch import (ACCUMULATE, CURRENT, DECAY, DEFAULT_DEPTH, DEFAULT_PER_THREAD,
+                      DEFAULT_TILE, EPS_HAT,
                       GRAD_SCALE, LR, MAX_BLOCKS, NEXT, ROWS, START, UPDATE, cdiv, float_dtype,
                       numba_type, single_step_plan)
 from .optimizers import update_function
@@ -79,8 +80,8 @@ MAX_STATIC_SHARED = 48 * 1024
 
 
 @lru_cache(maxsize=None)
-def dense_kernels(tile, dtype, per_thread=1):
-    """The :data:`DenseKernels` for one tile size, float dtype and register blocking.
+def dense_kernels(tile, dtype, per_thread=1, depth=1):
+    """The :data:`DenseKernels` for one tile size, float dtype, register blocking and depth.
 
     Parameters
     ----------
@@ -90,7 +91,22 @@ def dense_kernels(tile, dtype, per_thread=1):
     per_thread : int
         Outputs per thread along each edge; a block computes
         ``(tile * per_thread)**2`` outputs.
+    depth : int
+        Slab depth of the forward kernels, in tile edges: each round of a
+        forward block stages ``B x depth * B`` of ``X`` and ``depth * B x B``
+        of ``W`` (``B = tile * per_thread``), so a layer with ``d_in`` inputs
+        takes ``d_in / (depth * B)`` rounds of loads and two ``syncthreads``
+        instead of ``d_in / B``: more loads in flight per round for launches
+        with few blocks per multiprocessor, whose rounds wait on memory. The
+        backward kernels keep ``B``-deep slabs.
+
+    Raises
+    ------
+    ValueError
+        A ``depth`` that is not a positive int, or tiles that need more
+        static shared memory than a block may have.
     """
+    depth = check_depth(depth)
     dtype = np.dtype(dtype)
     nbtype = numba_type(dtype)
     dt = dtype.type
@@ -100,11 +116,15 @@ def dense_kernels(tile, dtype, per_thread=1):
     BT = T * R              # the block's output tile edge, and the reduction slab
     NT = T * T              # threads per block
     SHAPE = (BT, BT + 1)
+    K = BT * depth          # the forward kernels' slab depth
+    A_SHAPE = (BT, K + 1)   # a slab of X: rows x k
+    B_SHAPE = (K, BT + 1)   # a slab of W: k x columns
     ACC = (R, R)
-    shared = 2 * BT * (BT + 1) * dtype.itemsize
+    shared = (BT * (K + 1) + K * (BT + 1)) * dtype.itemsize
     if shared > MAX_STATIC_SHARED:
-        raise ValueError(f"dense tiles of {T}x{T} threads x {R}x{R} outputs need {shared} bytes "
-                         f"of shared memory in {dtype}; at most {MAX_STATIC_SHARED}")
+        raise ValueError(f"dense tiles of {T}x{T} threads x {R}x{R} outputs, {depth} deep, "
+                         f"need {shared} bytes of shared memory in {dtype}; at most "
+                         f"{MAX_STATIC_SHARED}")
     activate, derivative_times = activation_functions(dtype)
 
     @cuda.jit(device=True)
@@ -123,44 +143,60 @@ def dense_kernels(tile, dtype, per_thread=1):
                 if row < n_rows and col < d_out:
                     out[row, col] = activate(acc[i, j] + b[col], activation)
 
-    @cuda.jit(device=True)
-    def multiply_slab(A, B, acc, a, tx, ty):
-        """``acc += A[rows, :] @ B[:, columns]`` for the thread's outputs of the staged slabs."""
-        for kk in range(BT):
-            for i in range(R):
-                a[i] = A[ty + i * T, kk]
-            for j in range(R):
-                w = B[kk, tx + j * T]
+    def slab_product(DEPTH):
+        """``multiply(A, B, acc, a, tx, ty)``: ``acc += A[rows, :DEPTH] @ B[:DEPTH, columns]``
+        for the thread's outputs of slabs ``DEPTH`` deep (a compile-time constant)."""
+
+        @cuda.jit(device=True)
+        def multiply(A, B, acc, a, tx, ty):
+            for kk in range(DEPTH):
                 for i in range(R):
-                    acc[i, j] += a[i] * w
+                    a[i] = A[ty + i * T, kk]
+                for j in range(R):
+                    w = B[kk, tx + j * T]
+                    for i in range(R):
+                        acc[i, j] += a[i] * w
+
+        return multiply
+
+    multiply_slab = slab_product(BT)  # the backward kernels' B-deep slabs
+    multiply_deep = slab_product(K)   # the forward kernels' slabs
+
+    @cuda.jit(device=True)
+    def stage_weight(W, B, e, k0, k_end, col0):
+        """Element ``e`` of the slab ``B = W[k0:k0 + K, col0:col0 + BT]`` (zero past ``k_end``
+        and the last column); consecutive ``e`` are consecutive columns. The slabs of ``X``
+        and ``W`` both have ``BT * K`` elements, so one loop over ``e`` stages both."""
+        kk = e // BT
+        c = e - kk * BT
+        gk = k0 + kk
+        gc = col0 + c
+        B[kk, c] = W[gk, gc] if (gk < k_end and gc < W.shape[1]) else ZERO
 
     @cuda.jit(device=True)
     def product_tile(X, W, row0, col0, n_rows, k_begin, k_end, A, B, acc, a, tx, ty, tid):
         """``acc += X[rows, k_begin:k_end] @ W[k_begin:k_end, columns]`` of the tile at
-        ``(row0, col0)``, in slabs of ``BT``, ``k`` increasing."""
-        d_out = W.shape[1]
-        for k0 in range(k_begin, k_end, BT):
-            for e in range(tid, BT * BT, NT):
-                r = e // BT
-                k = e - r * BT
+        ``(row0, col0)``, in slabs of ``K``, ``k`` increasing."""
+        for k0 in range(k_begin, k_end, K):
+            for e in range(tid, BT * K, NT):
+                r = e // K
+                k = e - r * K
                 gr = row0 + r
                 gk = k0 + k
                 A[r, k] = X[gr, gk] if (gr < n_rows and gk < k_end) else ZERO
-                gk = k0 + r
-                gc = col0 + k
-                B[r, k] = W[gk, gc] if (gk < k_end and gc < d_out) else ZERO
+                stage_weight(W, B, e, k0, k_end, col0)
             cuda.syncthreads()
-            multiply_slab(A, B, acc, a, tx, ty)
+            multiply_deep(A, B, acc, a, tx, ty)
             cuda.syncthreads()
 
     @cuda.jit(device=True)
     def split_range(d_in):
         """The ``[k_begin, k_end)`` of this block's split of the reduction: whole slabs, spread
         over ``gridDim.z`` splits in order (the whole of ``d_in`` when there is one)."""
-        n_slabs = (d_in + BT - 1) // BT
+        n_slabs = (d_in + K - 1) // K
         per_split = (n_slabs + cuda.gridDim.z - 1) // cuda.gridDim.z
-        k_begin = min(d_in, cuda.blockIdx.z * per_split * BT)
-        return k_begin, min(d_in, k_begin + per_split * BT)
+        k_begin = min(d_in, cuda.blockIdx.z * per_split * K)
+        return k_begin, min(d_in, k_begin + per_split * K)
 
     @cuda.jit(device=True)
     def combine_splits(acc, partials, arrivals, flag, row0, col0, n_rows, d_out, tx, ty, tid):
@@ -253,8 +289,8 @@ def dense_kernels(tile, dtype, per_thread=1):
             if row0 >= n_rows:
                 return  # the whole block is past the live rows
             col0 = cuda.blockIdx.x * BT
-            A = cuda.shared.array(SHAPE, nbtype)
-            B = cuda.shared.array(SHAPE, nbtype)
+            A = cuda.shared.array(A_SHAPE, nbtype)
+            B = cuda.shared.array(B_SHAPE, nbtype)
             flag = cuda.shared.array(1, int64)
             acc = cuda.local.array(ACC, nbtype)
             a = cuda.local.array(R, nbtype)
@@ -279,8 +315,8 @@ def dense_kernels(tile, dtype, per_thread=1):
             row0 = cuda.blockIdx.y * BT
             if row0 >= n_rows:
                 return  # the whole block is past the live rows
-            A = cuda.shared.array(SHAPE, nbtype)
-            B = cuda.shared.array(SHAPE, nbtype)
+            A = cuda.shared.array(A_SHAPE, nbtype)
+            B = cuda.shared.array(B_SHAPE, nbtype)
             flag = cuda.shared.array(1, int64)
             acc = cuda.local.array(ACC, nbtype)
             a = cuda.local.array(R, nbtype)
@@ -311,8 +347,8 @@ def dense_kernels(tile, dtype, per_thread=1):
                 return  # the whole block is past the live rows
             col0 = cuda.blockIdx.x * BT
             keep = cuda.blockIdx.x == 0
-            A = cuda.shared.array(SHAPE, nbtype)
-            B = cuda.shared.array(SHAPE, nbtype)
+            A = cuda.shared.array(A_SHAPE, nbtype)
+            B = cuda.shared.array(B_SHAPE, nbtype)
             flag = cuda.shared.array(1, int64)
             acc = cuda.local.array(ACC, nbtype)
             a = cuda.local.array(R, nbtype)
@@ -327,10 +363,10 @@ def dense_kernels(tile, dtype, per_thread=1):
                 sources[r] = order[start + row0 + r] if row0 + r < n_rows else 0
             clear(acc)
             cuda.syncthreads()
-            for k0 in range(k_begin, k_end, BT):
-                for e in range(tid, BT * BT, NT):
-                    r = e // BT
-                    k = e - r * BT
+            for k0 in range(k_begin, k_end, K):
+                for e in range(tid, BT * K, NT):
+                    r = e // K
+                    k = e - r * K
                     gr = row0 + r
                     gk = k0 + k
                     v = ZERO
@@ -342,11 +378,9 @@ def dense_kernels(tile, dtype, per_thread=1):
                             if gk == 0:
                                 labels[gr] = y[source]
                     A[r, k] = v
-                    gk = k0 + r
-                    gc = col0 + k
-                    B[r, k] = W[gk, gc] if (gk < k_end and gc < d_out) else ZERO
+                    stage_weight(W, B, e, k0, k_end, col0)
                 cuda.syncthreads()
-                multiply_slab(A, B, acc, a, tx, ty)
+                multiply_deep(A, B, acc, a, tx, ty)
                 cuda.syncthreads()
             if SPLIT:
                 if not combine_splits(acc, partials, arrivals, flag, row0, col0, n_rows, d_out,
@@ -424,31 +458,28 @@ def dense_kernels(tile, dtype, per_thread=1):
         if row0 >= n_rows:
             return
         col0 = cuda.blockIdx.x * BT
-        A = cuda.shared.array(SHAPE, nbtype)
-        B = cuda.shared.array(SHAPE, nbtype)
+        A = cuda.shared.array(A_SHAPE, nbtype)
+        B = cuda.shared.array(B_SHAPE, nbtype)
         acc = cuda.local.array(ACC, nbtype)
         a = cuda.local.array(R, nbtype)
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
         tid = ty * T + tx
         d_in = W.shape[0]
-        d_out = W.shape[1]
         clear(acc)
-        for k0 in range(0, d_in, BT):
-            for e in range(tid, BT * BT, NT):
-                r = e // BT
-                k = e - r * BT
+        for k0 in range(0, d_in, K):
+            for e in range(tid, BT * K, NT):
+                r = e // K
+                k = e - r * K
                 gr = row0 + r
                 gk = k0 + k
                 v = ZERO
                 if gr < n_rows and gk < d_in:
                     v = X[start + gr, gk] * scale[gk] + shift[gk]
                 A[r, k] = v
-                gk = k0 + r
-                gc = col0 + k
-                B[r, k] = W[gk, gc] if (gk < d_in and gc < d_out) else ZERO
+                stage_weight(W, B, e, k0, d_in, col0)
             cuda.syncthreads()
-            multiply_slab(A, B, acc, a, tx, ty)
+            multiply_deep(A, B, acc, a, tx, ty)
             cuda.syncthreads()
         store(out, acc, b, activation, row0, col0, n_rows, tx, ty)
 
@@ -576,14 +607,14 @@ def forward_grid(n_rows, d_out, tile, per_thread=1, splits=1):
     return (grid + (int(splits),) if splits > 1 else grid), (tile, tile)
 
 
-def forward_splits(n_rows, d_in, d_out, tile, per_thread, split_k, multiprocessors):
+def forward_splits(n_rows, d_in, d_out, tile, per_thread, split_k, multiprocessors, depth=1):
     """How many blocks share each output tile's reduction in a forward launch (split-K).
 
     1 when ``split_k`` is 1 or the launch already has at least one block per
     multiprocessor. Else ``split_k`` (an int), or for ``"auto"`` the fewest
     splits that give every multiprocessor a block; at most :data:`MAX_SPLITS`
-    and the number of ``tile * per_thread`` slabs of ``d_in``, then lowered
-    so that no split is left without a slab.
+    and the number of ``depth * tile * per_thread`` slabs of ``d_in``, then
+    lowered so that no split is left without a slab.
 
     Parameters
     ----------
@@ -593,6 +624,8 @@ def forward_splits(n_rows, d_in, d_out, tile, per_thread, split_k, multiprocesso
     split_k : int or "auto"
     multiprocessors : int
         The GPU's streaming multiprocessors (:func:`~._launch.multiprocessors`).
+    depth : int
+        The kernels' slab depth (:func:`dense_kernels`).
 
     Returns
     -------
@@ -603,9 +636,16 @@ def forward_splits(n_rows, d_in, d_out, tile, per_thread, split_k, multiprocesso
     if split_k == 1 or blocks >= multiprocessors:
         return 1
     want = cdiv(multiprocessors, blocks) if split_k == "auto" else int(split_k)
-    n_slabs = cdiv(d_in, tile * per_thread)
+    n_slabs = cdiv(d_in, depth * tile * per_thread)
     want = max(1, min(want, MAX_SPLITS, n_slabs))
     return cdiv(n_slabs, cdiv(n_slabs, want))
+
+
+def check_depth(depth):
+    """``depth`` as an int if it is a positive int, else a ValueError."""
+    if isinstance(depth, (int, np.integer)) and not isinstance(depth, bool) and depth >= 1:
+        return int(depth)
+    raise ValueError(f"depth must be a positive int, got {depth!r}")
 
 
 def check_split_k(split_k):
@@ -636,7 +676,7 @@ def backward_grid(n_rows, d_in, d_out, tile, with_dx, per_thread=1):
 
 
 def gpu_dense_forward(X, W, b, activation, out, n_rows=None, tile=None, per_thread=None,
-                      splits=1):
+                      splits=1, depth=None):
     """GPU twin of :func:`kernels.dense_forward`: ``out[:n_rows] = f(X[:n_rows] @ W + b)``.
 
     Parameters
@@ -656,17 +696,26 @@ def gpu_dense_forward(X, W, b, activation, out, n_rows=None, tile=None, per_thre
         Outputs per thread along each edge; default :data:`DEFAULT_PER_THREAD`.
     splits : int, optional
         Blocks that share each output tile's sum over ``n_in`` (split-K, the
-        ``forward_split`` kernel; at most the number of ``tile * per_thread``
-        slabs of ``n_in``). The partial sums are added in split order, so the
-        result is the same every run; it may differ from ``splits=1`` in the
-        last bits.
+        ``forward_split`` kernel; at most the number of ``depth * tile *
+        per_thread`` slabs of ``n_in``). The partial sums are added in split
+        order, so the result is the same every run; it may differ from
+        ``splits=1`` in the last bits.
+    depth : int, optional
+        Slab depth in tile edges (:func:`dense_kernels`); default
+        :data:`DEFAULT_DEPTH`.
+
+    Raises
+    ------
+    ValueError
+        A ``depth`` that is not a positive int.
     """
     tile = tile or DEFAULT_TILE
     per_thread = per_thread or DEFAULT_PER_THREAD
+    depth = DEFAULT_DEPTH if depth is None else depth
     n_rows = X.shape[0] if n_rows is None else int(n_rows)
     if n_rows == 0:
         return
-    kernels = dense_kernels(tile, float_dtype(out), per_thread)
+    kernels = dense_kernels(tile, float_dtype(out), per_thread, depth)
     grid, block = forward_grid(n_rows, W.shape[1], tile, per_thread, splits)
     plan, cursor = (cuda.to_device(a) for a in single_step_plan(n_rows=n_rows))
     if splits > 1:

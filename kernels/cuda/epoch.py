@@ -59,13 +59,13 @@ from ..network import activation_offsets, parameter_offsets
 from ..optimizers import ADAM, ADAMW, MOMENTUM, NESTEROV, SGD
 from . import blas as _blas
 from . import optimizers as _opt
-from ._launch import (ACCUMULATE, DECAY, DEFAULT_LANES, DEFAULT_PER_THREAD,
+from ._launch import (ACCUMULATE, DECAY, DEFAULT_DEPTH, DEFAULT_LANES, DEFAULT_PER_THREAD,
                       DEFAULT_ROWS_PER_BLOCK, DEFAULT_THREADS, DEFAULT_TILE, EPS_HAT, GRAD_SCALE, LR, PLAN_FIELDS, ROWS,
                       SIMULATOR, START, UPDATE, float_dtype, multiprocessors, n_blocks,
                       simulator_pacing)
 from .batching import _gather, gather_grid
-from .dense import (backward_grid, backward_update_grid, backward_update_kernel, dense_kernels,
-                    check_split_k, forward_grid, forward_splits, split_buffers)
+from .dense import (backward_grid, backward_update_grid, backward_update_kernel, check_depth,
+                    check_split_k, dense_kernels, forward_grid, forward_splits, split_buffers)
 from .loss import EVAL_COUNTERS, loss_kernels, softmax_grid
 
 _OPTIMIZER_NAMES = {SGD: "sgd", MOMENTUM: "momentum", NESTEROV: "nesterov", ADAM: "adam",
@@ -225,13 +225,14 @@ class _Network:
     """Per-layer device views of the flat buffers, and the layers' launches for ``capacity`` rows."""
 
     def __init__(self, params, layer_sizes, activation, acts, capacity, tile, per_thread,
-                 grads=None, scratch=None, split_k=1):
+                 grads=None, scratch=None, split_k=1, depth=1):
         sizes = [int(s) for s in layer_sizes]
         self.sizes = sizes
         self.capacity = int(capacity)
         self.n_layers = len(sizes) - 1
         self.tile = tile
         self.per_thread = per_thread
+        self.depth = depth
         self.dtype = float_dtype(params)
         w_off, b_off = parameter_offsets(np.asarray(layer_sizes, np.int64))
         a_off = activation_offsets(np.asarray(layer_sizes, np.int64), capacity)
@@ -251,7 +252,7 @@ class _Network:
             # being read.
             self.dX = [None] + [_matrix(scratch, ((L - 1 - l) % 2) * half, capacity, sizes[l])
                                 for l in range(1, L)]
-        self.kernels = dense_kernels(tile, self.dtype, per_thread)
+        self.kernels = dense_kernels(tile, self.dtype, per_thread, depth)
         self.split_k = split_k
         self.split_arrays = {}  # layer -> (partials, arrivals) of its split-K forward launch
 
@@ -260,7 +261,7 @@ class _Network:
         if self.split_k == 1:
             return 1
         return forward_splits(self.capacity, self.sizes[l], self.sizes[l + 1], self.tile,
-                              self.per_thread, self.split_k, multiprocessors())
+                              self.per_thread, self.split_k, multiprocessors(), self.depth)
 
     def _split_arrays(self, l, splits):
         if l not in self.split_arrays:
@@ -435,20 +436,27 @@ class TrainingProgram:
         block to finish (:func:`~fastann.kernels.cuda.dense.forward_splits`).
         Same launches; sums rounded differently from ``1``, the same every
         run. Default 1 (off): not yet run on hardware.
+    depth : int, optional
+        Slab depth of the forward kernels in tile edges
+        (:func:`~fastann.kernels.cuda.dense.dense_kernels`): fewer rounds of
+        loads, each with more in flight. Same sums, in the same order.
+        Default :data:`~fastann.kernels.cuda.DEFAULT_DEPTH` (1) until measured
+        on hardware.
 
     Raises
     ------
     ValueError
-        An unknown ``gemm``, or a ``split_k`` that is neither a positive int
-        nor ``"auto"``.
+        An unknown ``gemm``, a ``split_k`` that is neither a positive int
+        nor ``"auto"``, or a ``depth`` that is not a positive int.
     """
 
     def __init__(self, X, y, order, normalization, net, optimizer, hyper, state, buffers, *,
                  plan=None, tile=None, per_thread=None, threads=None, rows_per_block=None,
                  lanes=None, graphs=False, prepared=False, fuse_update=False, gemm="tiles",
-                 split_k=1):
+                 split_k=1, depth=None):
         tile = tile or DEFAULT_TILE
         per_thread = per_thread or DEFAULT_PER_THREAD
+        depth = check_depth(DEFAULT_DEPTH if depth is None else depth)
         threads = threads or DEFAULT_THREADS
         rows_per_block = rows_per_block or DEFAULT_ROWS_PER_BLOCK
         lanes = lanes or DEFAULT_LANES
@@ -474,7 +482,7 @@ class TrainingProgram:
                                           rows_per_block, lanes)
         self.network = _Network(params, layer_sizes, activation, buffers.acts, capacity, tile,
                                 per_thread, grads=buffers.grads, scratch=buffers.scratch,
-                                split_k=self.split_k)
+                                split_k=self.split_k, depth=depth)
         self.calls = self._calls(self.plan)
         self._launchers = _configured(self.calls, self.prepared)
 
@@ -668,7 +676,7 @@ def gpu_apply_update(optimizer, params, grads, state, step, hyper, n_weights, th
 def gpu_train_epoch(X, y, order, normalization, net, optimizer, hyper, step, batch_size,
                     state, buffers, *, tile=None, per_thread=None, threads=None,
                     rows_per_block=None, lanes=None, graphs=False, fuse_update=False,
-                    gemm="tiles", split_k=1):
+                    gemm="tiles", split_k=1, depth=None):
     """GPU twin of :func:`fastann.kernels.train_epoch`: one pass over ``order``.
 
     Arguments are those of the CPU kernel, with device arrays inside the
@@ -703,6 +711,7 @@ def gpu_train_epoch(X, y, order, normalization, net, optimizer, hyper, step, bat
     graphs, fuse_update : bool
     gemm : {"tiles", "cublas"}
     split_k : int or "auto"
+    depth : int, optional
         See :class:`TrainingProgram`.
 
     Returns
@@ -716,7 +725,7 @@ def gpu_train_epoch(X, y, order, normalization, net, optimizer, hyper, step, bat
     program = TrainingProgram(X, y, order, normalization, net, optimizer, hyper, state, buffers,
                               tile=tile, per_thread=per_thread, threads=threads,
                               rows_per_block=rows_per_block, lanes=lanes, graphs=graphs,
-                              fuse_update=fuse_update, gemm=gemm, split_k=split_k)
+                              fuse_update=fuse_update, gemm=gemm, split_k=split_k, depth=depth)
     return program.run(order.shape[0], batch_size, hyper, step)
 
 
@@ -731,9 +740,10 @@ class InferenceProgram:
 
     def __init__(self, X, normalization, net, buffers, *, out=None, labels=None, counters=None,
                  plan=None, tile=None, per_thread=None, threads=None, rows_per_block=None,
-                 lanes=None):
+                 lanes=None, depth=None):
         tile = tile or DEFAULT_TILE
         per_thread = per_thread or DEFAULT_PER_THREAD
+        depth = check_depth(DEFAULT_DEPTH if depth is None else depth)
         threads = threads or DEFAULT_THREADS
         rows_per_block = rows_per_block or DEFAULT_ROWS_PER_BLOCK
         lanes = lanes or DEFAULT_LANES
@@ -741,7 +751,8 @@ class InferenceProgram:
         inputs, acts = buffers
         self.capacity = capacity = inputs.shape[0]
         self.n = X.shape[0]
-        network = _Network(params, layer_sizes, activation, acts, capacity, tile, per_thread)
+        network = _Network(params, layer_sizes, activation, acts, capacity, tile, per_thread,
+                           depth=depth)
         self.cursor = cuda.device_array(2, np.int64)
         self.counters = counters
         host_plan = inference_plan(self.n, capacity)
@@ -769,7 +780,7 @@ class InferenceProgram:
 
 
 def gpu_predict_log_proba(X, normalization, net, buffers, out, tile=None, threads=None,
-                          rows_per_block=None, lanes=None, per_thread=None):
+                          rows_per_block=None, lanes=None, per_thread=None, depth=None):
     """GPU twin of :func:`fastann.kernels.predict_log_proba` (device arrays in, ``out`` written).
 
     ``buffers`` is a :data:`fastann.kernels.PredictionBuffers` of device
@@ -780,11 +791,12 @@ def gpu_predict_log_proba(X, normalization, net, buffers, out, tile=None, thread
     if X.shape[0] == 0:
         return
     InferenceProgram(X, normalization, net, buffers, out=out, tile=tile, threads=threads,
-                     rows_per_block=rows_per_block, lanes=lanes, per_thread=per_thread).run()
+                     rows_per_block=rows_per_block, lanes=lanes, per_thread=per_thread,
+                     depth=depth).run()
 
 
 def gpu_evaluate(X, labels, normalization, net, buffers, counters=None, tile=None, threads=None,
-                 rows_per_block=None, lanes=None, per_thread=None):
+                 rows_per_block=None, lanes=None, per_thread=None, depth=None):
     """Loss, correct count and non-finite rows of the network on ``(X, labels)``, on the device.
 
     The log-probabilities never leave the device: per chunk, the ``evaluate``
@@ -815,7 +827,7 @@ def gpu_evaluate(X, labels, normalization, net, buffers, counters=None, tile=Non
         counters = cuda.device_array(EVAL_COUNTERS, np.float64)
     InferenceProgram(X, normalization, net, buffers, labels=labels, counters=counters, tile=tile,
                      threads=threads, rows_per_block=rows_per_block, lanes=lanes,
-                     per_thread=per_thread).run()
+                     per_thread=per_thread, depth=depth).run()
     loss_sum, n_correct, n_bad = counters.copy_to_host()
     return float(loss_sum), int(round(n_correct)), int(round(n_bad))
 

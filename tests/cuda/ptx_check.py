@@ -30,9 +30,10 @@ import time
 
 os.environ["NUMBA_ENABLE_CUDASIM"] = "0"
 
-#: Dense launch shapes compiled by default, ``(tile, per_thread)``: the hardware default of
-#: kernels/cuda/_launch.py (16, 1) and the register-blocked shapes benchmarks/gpu_compare.py tries.
-TILES = ((16, 1), (16, 2), (8, 4))
+#: Dense launch shapes compiled by default, ``(tile, per_thread[, depth])``: the hardware
+#: default of kernels/cuda/_launch.py (16, 1) and the register-blocked and deeper-slab shapes
+#: benchmarks/gpu_compare.py tries (a depth other than 1 changes the forward kernels only).
+TILES = ((16, 1), (16, 2), (8, 4), (16, 1, 4))
 ROWS_PER_BLOCK = (8,)
 
 
@@ -67,9 +68,10 @@ def kernels_to_check(tiles=TILES, rows_per_block=ROWS_PER_BLOCK, lanes=32):
     out = []
     for nb in (float32, float64):
         dt = "float32" if nb is float32 else "float64"
-        for tile, per_thread in tiles:
-            k = dense.dense_kernels(tile, dt, per_thread)
-            shape = f"t{tile}x{per_thread}"
+        for tile, per_thread, *deep in tiles:
+            depth = deep[0] if deep else 1
+            k = dense.dense_kernels(tile, dt, per_thread, depth)
+            shape = f"t{tile}x{per_thread}" + (f"d{depth}" if depth != 1 else "")
             tail = (A(nb, 2), A(nb, 1), int64, A(nb, 2), plan, cursor)  # W, b, code, out, ...
             split = (A(nb, 2), A(int64, 1))  # split-K's partials and arrival counts
             split_tail = tail[:4] + split + tail[4:]
@@ -90,6 +92,8 @@ def kernels_to_check(tiles=TILES, rows_per_block=ROWS_PER_BLOCK, lanes=32):
                         head + (plan, cursor)))
             out.append((f"last forward + softmax split-K {shape} {dt}",
                         k.forward_softmax_split, head + split + (plan, cursor)))
+            if depth != 1:
+                continue  # the backward kernels do not depend on the depth
             out.append((f"dense backward {shape} {dt}", k.backward,
                         (A(nb, 2),) * 4 + (A(nb, 1), A(nb, 2), int64, plan, cursor, int64,
                                            int64)))

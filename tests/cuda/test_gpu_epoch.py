@@ -171,6 +171,33 @@ def test_split_k_matches_cpu(kc, cuda, optimizer, sizes, batch_size, capacity, s
         assert not arrivals.copy_to_host().any()
 
 
+@pytest.mark.parametrize("optimizer,sizes,batch_size,capacity,depth,split_k", [
+    ("adam", (9, 6, 5, 3), 4, 4, 2, 1),     # gather, dense and softmax forwards, 2 deep
+    ("momentum", (9, 6, 3), 5, 2, 3, 2),    # micro-batches, 3 deep and split
+])
+def test_deep_slabs_match_cpu(kc, cuda, optimizer, sizes, batch_size, capacity, depth, split_k):
+    """depth: every forward kernel of a training step (and the inference that follows)
+    staging slabs several tile edges deep trains as the CPU does."""
+    X, y, norm, params, sizes = make_problem(sizes, 11, seed=len(optimizer) + 80)
+    hp = hyper(learning_rate=0.01 if optimizer.startswith("adam") else 0.1)
+    args = (X, y, [shuffled(11, 55), shuffled(11, 56)], norm, params, sizes, kernels.RELU,
+            kernels.OPTIMIZERS[optimizer], hp, batch_size, capacity)
+    shape = dict(tile=2, per_thread=2, depth=depth, split_k=split_k)
+    cpu = cpu_epochs(*args)
+    gpu = gpu_epochs(kc, cuda, *args, **shape)
+    assert_same_training(cpu, gpu)
+    net = kernels.Network(cuda.to_device(gpu[1]), sizes, kernels.RELU)
+    buffers = kernels.PredictionBuffers(
+        cuda.device_array((4, sizes[0]), np.float32),
+        cuda.device_array(kernels.activation_buffer_length(sizes, 4), np.float32))
+    out = cuda.device_array((11, sizes[-1]), np.float32)
+    kc.gpu_predict_log_proba(cuda.to_device(X), to_device(cuda, norm), net, buffers, out,
+                             tile=2, per_thread=2, depth=depth)
+    np.testing.assert_allclose(out.copy_to_host(),
+                               cpu_log_proba(X, norm, gpu[1], sizes, kernels.RELU, 4),
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_split_k_refuses_other_values(kc, cuda):
     X, y, norm, params, sizes = make_problem((9, 3), 4, seed=62)
     args = program_arguments(cuda, X, y, shuffled(4, 1), norm, params, sizes, kernels.SGD,

@@ -396,3 +396,38 @@ def test_gemm_column_sums_and_rows_past_the_live_ones(kc, cuda, dtype, accumulat
     for got, original in ((d_dZ.copy_to_host(), dZ), (d_X.copy_to_host(), X)):
         np.testing.assert_array_equal(got[:n_rows], original[:n_rows])
         assert not got[n_rows:].any()
+
+
+@pytest.mark.parametrize("depth,tile,per_thread", [(2, 2, 1), (3, 1, 3), (4, 2, 2)])
+def test_dense_forward_deep_slabs(kc, cuda, depth, tile, per_thread):
+    """depth: slabs ``depth`` tile edges deep (11 inputs: the last slab partial) give the
+    same bits as 1-deep slabs (the same sums in the same order), and with split-K (slabs
+    of the deeper size) the CPU's layer; rows past ``n_rows`` stay untouched."""
+    rng = np.random.default_rng(depth * 10 + tile)
+    capacity, n, d_in, d_out = 7, 5, 11, 5
+    X, W, b = rand(rng, (capacity, d_in)), rand(rng, (d_in, d_out)), rand(rng, d_out)
+    expected = np.empty((n, d_out), np.float32)
+    kernels.dense_forward(X[:n], W, b, kernels.RELU, expected)
+    got = {}
+    for d, splits in ((1, 1), (depth, 1), (depth, 2)):
+        out = cuda.to_device(np.full((capacity, d_out), 7.0, np.float32))
+        kc.gpu_dense_forward(cuda.to_device(X), cuda.to_device(W), cuda.to_device(b),
+                             kernels.RELU, out, n_rows=n, tile=tile, per_thread=per_thread,
+                             splits=splits, depth=d)
+        got[d, splits] = out.copy_to_host()
+        assert np.all(got[d, splits][n:] == 7.0)
+    np.testing.assert_array_equal(got[depth, 1], got[1, 1])
+    np.testing.assert_allclose(got[depth, 2][:n], expected, rtol=2e-5, atol=2e-5)
+
+
+def test_depth_refuses_other_values(kc, cuda):
+    from fastann.kernels.cuda.dense import check_depth, dense_kernels, forward_splits
+    assert check_depth(3) == 3 and check_depth(np.int64(2)) == 2
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="depth must be a positive int"):
+            check_depth(bad)
+    with pytest.raises(ValueError, match="4 deep, need"):
+        dense_kernels(16, np.float64, 4, 4)  # 64 x 257 + 256 x 65 doubles: over 48 KiB
+    # Split-K counts slabs of the deeper size: S's first layer, 784 inputs in 13 slabs of 64.
+    assert forward_splits(128, 784, 128, 16, 1, "auto", 132, depth=4) == 3
+    assert forward_splits(128, 128, 10, 16, 1, "auto", 132, depth=4) == 2  # 2 slabs of 64
