@@ -38,7 +38,7 @@ if importlib.util.find_spec("numba_cuda") is None:  # pragma: no cover - depends
                       '"fastann[cuda13]" (NVIDIA driver >= 580) or "fastann[cuda12]" (>= 525); '
                       '"fastann[cuda]" for the CUDA simulator only')
 
-from ._launch import (DEFAULT_LANES, DEFAULT_PER_THREAD, DEFAULT_ROWS_PER_BLOCK,
+from ._launch import (DEFAULT_DEPTH, DEFAULT_LANES, DEFAULT_PER_THREAD, DEFAULT_ROWS_PER_BLOCK,
                       DEFAULT_THREADS, DEFAULT_TILE, PLAN_FIELDS, SIMULATOR, WARP,
                       simulator_pacing)
 from .batching import gpu_gather_batch, gpu_gather_rows
@@ -51,7 +51,7 @@ from .optimizers import (gpu_adam_update, gpu_momentum_update, gpu_nesterov_upda
                          gpu_sgd_update)
 
 __all__ = [
-    "SIMULATOR", "DEFAULT_TILE", "DEFAULT_PER_THREAD", "DEFAULT_THREADS", "DEFAULT_ROWS_PER_BLOCK", "DEFAULT_LANES",
+    "SIMULATOR", "DEFAULT_TILE", "DEFAULT_PER_THREAD", "DEFAULT_DEPTH", "DEFAULT_THREADS", "DEFAULT_ROWS_PER_BLOCK", "DEFAULT_LANES",
     "WARP", "PLAN_FIELDS", "simulator_pacing",
     "gpu_gather_batch", "gpu_gather_rows", "gpu_dense_forward", "gpu_dense_backward",
     "gpu_softmax_cross_entropy", "gpu_log_softmax", "gpu_sgd_update", "gpu_momentum_update",

@@ -641,9 +641,13 @@ def forward_splits(n_rows, d_in, d_out, tile, per_thread, split_k, multiprocesso
     return cdiv(n_slabs, cdiv(n_slabs, want))
 
 
+def _is_positive_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+
+
 def check_depth(depth):
     """``depth`` as an int if it is a positive int, else a ValueError."""
-    if isinstance(depth, (int, np.integer)) and not isinstance(depth, bool) and depth >= 1:
+    if _is_positive_int(depth):
         return int(depth)
     raise ValueError(f"depth must be a positive int, got {depth!r}")
 
@@ -652,7 +656,7 @@ def check_split_k(split_k):
     """``split_k`` if it is ``"auto"`` or an int >= 1 (as an int), else a ValueError."""
     if split_k == "auto":
         return split_k
-    if isinstance(split_k, (int, np.integer)) and not isinstance(split_k, bool) and split_k >= 1:
+    if _is_positive_int(split_k):
         return int(split_k)
     raise ValueError(f'split_k must be a positive int or "auto", got {split_k!r}')
 

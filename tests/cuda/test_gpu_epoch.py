@@ -622,6 +622,16 @@ def test_split_k_default_comes_from_the_environment(cuda, monkeypatch):
             CudaBackend(*args)
 
 
+def test_cuda_backend_checks_depth(cuda):
+    from fastann.backends.cuda import CudaBackend
+    _, _, norm, params, sizes = make_problem((3, 2), 1, seed=50)
+    args = (sizes, kernels.RELU, kernels.SGD, norm, params)
+    assert CudaBackend(*args, depth=4).launch["depth"] == 4
+    assert CudaBackend(*args).launch["depth"] is None  # the kernels' default
+    with pytest.raises(ValueError, match="depth must be a positive int, got 0"):
+        CudaBackend(*args, depth=0)
+
+
 def test_graphs_option_is_ignored_under_the_simulator(kc, cuda):
     """graphs=True captures on hardware only; here it runs the same eager launches."""
     X, y, norm, params, sizes = make_problem((5, 3), 6, seed=41)
