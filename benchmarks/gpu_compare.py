@@ -47,7 +47,10 @@ where a fresh process matters):
 * **End to end**: ``fastann train --device cuda`` wall time (``--cli-dataset``,
   default the MNIST subset in tests/data; ``mnist`` for the full set).
 
-Results are written after every measurement (``results.json`` and
+Each peer and each fastann variant runs in a process of its own (its own CUDA
+context and allocator; a sticky CUDA error ends that measurement only), with
+``--child`` in the command line. Results are written after every measurement
+(``results.json`` and
 ``results.md``, replaced atomically), PyTorch first in each workload, so a run
 cut short keeps what it measured; ``--time-limit`` stops starting new
 measurements after that many seconds (the rest is recorded as skipped).
@@ -290,13 +293,54 @@ def run_tests():
     return {"returncode": result.returncode, "summary": lines[-1] if lines else ""}
 
 
+# ------------------------------------------------- one measurement, one process
+def measure_in_child(spec, timeout=None):
+    """One measurement (``spec``: what :func:`child_main` takes) in a fresh process.
+
+    Each peer and each fastann variant gets its own process and CUDA context,
+    as peers are compared in this project, so that neither's allocator or
+    loaded kernels weigh on the other, and a sticky CUDA error (an illegal
+    address, say) ends one measurement, not the run. Returns the child's
+    result, or ``{"error": ...}`` with the end of its output.
+    """
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)]
+    try:
+        result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    lines = result.stdout.strip().splitlines()
+    if result.returncode or not lines:
+        tail = (result.stdout + result.stderr).strip()[-1500:]
+        return {"error": f"exit status {result.returncode}: {tail}"}
+    return json.loads(lines[-1])
+
+
+def child_main(spec):
+    """Run one measurement of :func:`measure_in_child` and print its result as JSON."""
+    spec = json.loads(spec)
+    if spec["part"] == "launch":
+        got = launch_time()
+    else:
+        from benchmarks.common import WORKLOADS, load_data
+        X, y, _ = load_data("train", spec["subset"])
+        X = np.ascontiguousarray(X)
+        w = WORKLOADS[spec["workload"]]
+        if spec["part"] == "torch":
+            got = torch_epochs(w, X, y, spec["repeat"])
+        else:
+            got = fastann_epochs(w, X, y, spec["repeat"], spec["variant"])
+    print(json.dumps(got))
+    return 0
+
+
 # ------------------------------------------------------------------ report
 def markdown(results):
     env = results["environment"]
     lines = [f"# fastann vs PyTorch CUDA eager on {env['device']}", "",
              f"numba-cuda {env['numba_cuda']}, torch {env.get('torch', '-')}, driver "
              f"{env.get('driver', '?')}, data: {env['data']}, median of {env['repeat']} "
-             f"epochs after a warm-up, fp32, TF32 off.", "",
+             f"epochs after a warm-up, fp32, TF32 off"
+             f"{'; ' + env['processes'] if 'processes' in env else ''}.", "",
              "| workload | fastann variant | fastann ms/epoch | PyTorch ms/epoch | speed-up | "
              "target | met |", "| --- | --- | ---: | ---: | ---: | --- | --- |"]
     for name, per in results["workloads"].items():
@@ -374,6 +418,8 @@ def save(results, out):
 
 
 def main(argv=None):
+    if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--child":
+        return child_main(sys.argv[2])
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workloads", nargs="+", default=["S", "W"])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
@@ -402,10 +448,10 @@ def main(argv=None):
 
     from benchmarks.common import WORKLOADS, load_data
     X, y, source = load_data("train", args.subset)
-    X = np.ascontiguousarray(X)
     env = {"device": reason, "numba_cuda": numba_cuda.__version__, "python":
            platform.python_version(), "data": f"{source}, {X.shape[0]} rows",
-           "repeat": args.repeat}
+           "repeat": args.repeat, "processes": "each measurement in a process of its own"}
+    del X, y  # each measurement loads the data in its own process
     try:
         from numba import cuda
         env["driver"] = ".".join(map(str, cuda.cudadrv.driver.driver.get_version()))
@@ -426,21 +472,29 @@ def main(argv=None):
         print(label, got.get("median_ms", got) if isinstance(got, dict) else got, flush=True)
         return got
 
+    def in_child(spec):
+        spec = dict(spec, subset=args.subset, repeat=args.repeat)
+        left = None
+        if args.time_limit is not None:  # a measurement started in time may finish after it
+            left = max(60.0, args.time_limit - (time.perf_counter() - started) + 300.0)
+        return measure_in_child(spec, left)
+
     if args.with_tests:
         results["tests"] = measure("tests", run_tests)
         save(results, args.out)
-    results["launch"] = measure("launch", launch_time)
+    results["launch"] = measure("launch", in_child, {"part": "launch"})
     for name in args.workloads:
         w = WORKLOADS[name]
         per = results["workloads"][name] = {"workload": w.to_dict(), "fastann": {}}
         if not args.skip_torch:
-            per["torch"] = measure(f"{name} torch", torch_epochs, w, X, y, args.repeat)
+            per["torch"] = measure(f"{name} torch", in_child, {"part": "torch", "workload": name})
             if "version" in per["torch"]:
                 env["torch"] = per["torch"]["version"]
             save(results, args.out)
         for variant in args.variants:
-            per["fastann"][variant] = measure(f"{name} {variant}", fastann_epochs, w, X, y,
-                                              args.repeat, variant)
+            per["fastann"][variant] = measure(
+                f"{name} {variant}", in_child,
+                {"part": "fastann", "workload": name, "variant": variant})
             save(results, args.out)
     if not args.skip_compile:
         results["compile"] = measure("compile", compile_time)

@@ -351,3 +351,16 @@ def test_gpu_compare_saves_what_it_measured_within_its_time_limit(tmp_path):
     assert len(parts) == 2 + 2 + 2 * 3 and all("skipped" in part for part in parts)
     assert "Not measured:" in (out / "results.md").read_text()
     assert not list(out.glob("*.tmp"))
+
+
+@pytest.mark.skipif(not _has("numba_cuda"), reason="numba-cuda not installed")
+def test_gpu_compare_measures_each_part_in_a_process_of_its_own(monkeypatch):
+    """A measurement runs in a child process (here under the simulator); a child that fails
+    gives an error with the end of its output, not an exception in the run."""
+    from benchmarks import gpu_compare
+    monkeypatch.setenv("NUMBA_ENABLE_CUDASIM", "1")
+    got = gpu_compare.measure_in_child({"part": "launch"}, timeout=300)
+    assert got["host_us_per_launch"] > 0 and got["wall_us_per_launch"] >= got["host_us_per_launch"]
+    got = gpu_compare.measure_in_child({"part": "fastann", "workload": "S", "variant": "nope",
+                                        "subset": 8, "repeat": 1}, timeout=300)
+    assert got["error"].startswith("exit status 1") and "KeyError: 'nope'" in got["error"]
