@@ -529,6 +529,12 @@ def test_training_plan_follows_micro_batches_and_adam_factors(kc):
         assert tuple(plan[row, [L.LR, L.EPS_HAT, L.DECAY]]) == tuple(want)
     sgd, _ = kc.training_plan(7, 5, 2, kernels.SGD, hp, 0)
     np.testing.assert_array_equal(sgd[:, L.LR], [0, 0, 0.01, 0.01])
+    # An epoch of S: 469 updates, the factors still the CPU's to the bit.
+    plan, step = kc.training_plan(60000, 128, 128, kernels.ADAM, hp, 1000)
+    assert step == 1469 and plan.shape[0] == 469 and plan[:, L.UPDATE].all()
+    for row in (0, 1, 233, 468):
+        want = kernels.adam_step_factors(1001 + row, 0.01, 0.9, 0.999, 1e-8, 0.02, False)
+        assert tuple(plan[row, [L.LR, L.EPS_HAT, L.DECAY]]) == tuple(want)
 
 
 def test_training_program_reused_across_calls_and_learning_rates(kc, cuda):
