@@ -15,8 +15,9 @@ where a fresh process matters):
   warm-up epoch.
 
   - fastann: :class:`fastann.backends.cuda.CudaBackend` trained directly (one
-    ``train`` call per epoch: the shuffled order and the plan uploaded, the
-    loss and correct count read back), for each ``--variants`` entry:
+    ``train`` call per epoch, timed with the host shuffle before it: the
+    order and the plan uploaded, the loss and correct count read back), for
+    each ``--variants`` entry:
     ``default`` (the shipped launch shapes), ``graphs`` (CUDA-graph replay),
     ``prepared`` (eager launches with the arguments converted once),
     ``fused`` / ``fused+graphs`` (the optimizer inside the first layer's
