@@ -4,9 +4,9 @@
   ``tile x tile`` threads computes a ``B x B`` output tile, ``B = tile *
   per_thread``: each thread keeps ``per_thread x per_thread`` accumulators
   (register blocking: rows ``ty + i * tile``, columns ``tx + j * tile``) and
-  reads ``2 * per_thread`` shared values per ``per_thread**2`` FMAs; ``B x B``
-  slabs of ``X`` and ``W`` are staged in shared memory by all threads
-  together. The bias and the activation are applied to the accumulators
+  reads ``2 * per_thread`` shared values per ``per_thread**2`` FMAs; slabs of
+  ``X`` and ``W`` (``B x B``, or ``depth`` times deeper: :func:`dense_kernels`)
+  are staged in shared memory by all threads together. The bias and the activation are applied to the accumulators
   before the single store (no pre-activation buffer).
 * :func:`gpu_dense_backward` -- one launch for the whole layer: the grid holds
   the tiles of ``dW = X^T dZ`` followed by the tiles of
