@@ -47,6 +47,8 @@ FUSE_UPDATE_ENV = "FASTANN_CUDA_FUSE_UPDATE"
 GEMM_ENV = "FASTANN_CUDA_GEMM"
 #: Environment variable that sets split-K (an int, or ``auto``) when ``split_k`` is not given.
 SPLIT_K_ENV = "FASTANN_CUDA_SPLIT_K"
+#: Environment variable that sets the dense forward kernels' slab depth when ``depth`` is not given.
+DEPTH_ENV = "FASTANN_CUDA_DEPTH"
 # Rows processed at once on the device.
 DEFAULT_CAPACITY = 4096
 # Inference inputs kept on the device, most recently used first: the training
@@ -193,6 +195,21 @@ def _split_k(split_k):
         raise ValueError(f'{SPLIT_K_ENV} must be a positive int or "auto", got {text!r}') from None
 
 
+def _depth(depth):
+    """The ``depth`` argument, else :data:`DEPTH_ENV`'s value, else None (the kernels'
+    default); checked."""
+    from ..kernels.cuda.dense import check_depth
+    if depth is not None:
+        return check_depth(depth)
+    text = os.environ.get(DEPTH_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        return check_depth(int(text))
+    except ValueError:
+        raise ValueError(f"{DEPTH_ENV} must be a positive int, got {text!r}") from None
+
+
 class CudaBackend:
     """Device-resident training state of one model (see :mod:`fastann.backends`).
 
@@ -209,8 +226,9 @@ class CudaBackend:
         Launch-shape overrides for :mod:`fastann.kernels.cuda`.
     depth : int, optional
         Slab depth of the dense forward kernels, in tile edges
-        (:func:`fastann.kernels.cuda.dense.dense_kernels`; default 1 until
-        measured on hardware).
+        (:func:`fastann.kernels.cuda.dense.dense_kernels`). Default: the
+        environment variable ``FASTANN_CUDA_DEPTH``, else 1, until measured on
+        hardware.
     graphs : bool, optional
         Run each ``train`` call's micro-steps as one CUDA graph, captured once
         per number of micro-steps and replayed every epoch
@@ -248,8 +266,8 @@ class CudaBackend:
     RuntimeError
         No usable CUDA device (the message says what is missing).
     ValueError
-        An unknown ``gemm`` or ``split_k`` (from the argument or the environment), or
-        a ``depth`` that is not a positive int.
+        An unknown ``gemm``, ``split_k`` or ``depth`` (from the argument or the
+        environment).
     """
 
     def __init__(self, layer_sizes, activation, optimizer, normalization, params,
@@ -264,10 +282,8 @@ class CudaBackend:
         self.optimizer = int(optimizer)
         self.dtype = params.dtype
         self.capacity = int(capacity or DEFAULT_CAPACITY)
-        from ..kernels.cuda.dense import check_depth
         self.launch = dict(tile=tile, per_thread=per_thread, threads=threads,
-                           rows_per_block=rows_per_block, lanes=lanes,
-                           depth=None if depth is None else check_depth(depth))
+                           rows_per_block=rows_per_block, lanes=lanes, depth=_depth(depth))
         self.graphs = bool(_env_flag(GRAPHS_ENV) if graphs is None else graphs)
         self.prepared = bool(prepared)
         self.fuse_update = bool(_env_flag(FUSE_UPDATE_ENV) if fuse_update is None

@@ -628,14 +628,22 @@ def test_split_k_default_comes_from_the_environment(cuda, monkeypatch):
             CudaBackend(*args)
 
 
-def test_cuda_backend_checks_depth(cuda):
-    from fastann.backends.cuda import CudaBackend
+def test_depth_default_comes_from_the_environment(cuda, monkeypatch):
+    from fastann.backends.cuda import DEPTH_ENV, CudaBackend
     _, _, norm, params, sizes = make_problem((3, 2), 1, seed=50)
     args = (sizes, kernels.RELU, kernels.SGD, norm, params)
-    assert CudaBackend(*args, depth=4).launch["depth"] == 4
+    monkeypatch.delenv(DEPTH_ENV, raising=False)
     assert CudaBackend(*args).launch["depth"] is None  # the kernels' default
+    assert CudaBackend(*args, depth=4).launch["depth"] == 4
+    monkeypatch.setenv(DEPTH_ENV, "2")
+    assert CudaBackend(*args).launch["depth"] == 2
+    assert CudaBackend(*args, depth=1).launch["depth"] == 1
     with pytest.raises(ValueError, match="depth must be a positive int, got 0"):
         CudaBackend(*args, depth=0)
+    for bad in ("0", "deep"):
+        monkeypatch.setenv(DEPTH_ENV, bad)
+        with pytest.raises(ValueError, match="FASTANN_CUDA_DEPTH must be a positive int"):
+            CudaBackend(*args)
 
 
 def test_graphs_option_is_ignored_under_the_simulator(kc, cuda):
