@@ -77,17 +77,15 @@ def _pointer(array):
     return array.__cuda_array_interface__["data"][0]
 
 
-def gemm(a, b, c, n_rows, trans_a=False, beta=0.0, trans_b=False, stream=None):
-    """``c = op(a) @ op(b) + beta * c`` on device arrays, over the first ``n_rows`` rows.
+def gemm(a, b, c, trans_a=False, beta=0.0, trans_b=False, stream=None):
+    """``c = op(a) @ op(b) + beta * c`` on device arrays, all their rows.
 
-    ``n_rows`` counts the rows of ``a`` and ``c`` (``c[:n] = a[:n] @ op(b)``),
-    or with ``trans_a`` of ``a`` and ``b`` (``c = a[:n]^T @ b[:n]``, a sum over
-    the rows).
+    The drivers pass buffers of ``capacity`` rows (module docstring): ``c =
+    a @ op(b)``, or with ``trans_a`` ``c = a^T @ b``, a sum over the rows.
 
     Parameters
     ----------
     a, b, c : device arrays, 2-D, C-contiguous, float32 or float64 (one dtype)
-    n_rows : int
     trans_a, trans_b : bool
     beta : float
         0 overwrites ``c``; 1 adds to it.
@@ -95,21 +93,12 @@ def gemm(a, b, c, n_rows, trans_a=False, beta=0.0, trans_b=False, stream=None):
         Where cuBLAS runs (a ``cuda.core`` stream or graph builder); default
         the legacy default stream, numba-cuda's.
     """
-    n = int(n_rows)
-    a_rows = n
-    if trans_a:
-        m, k = a.shape[1], n
-        b_rows = n
-    else:
-        m, k = n, a.shape[1]
-        b_rows = b.shape[0]
+    m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
     n_out = b.shape[0] if trans_b else b.shape[1]
     if m == 0 or n_out == 0:
         return
     if SIMULATOR:
-        A = a._ary[:a_rows]
-        B = b._ary[:b_rows]
-        C = c._ary[:m]
+        A, B, C = a._ary, b._ary, c._ary
         product = (A.T if trans_a else A) @ (B.T if trans_b else B)
         C[...] = product if beta == 0.0 else C + product
         return

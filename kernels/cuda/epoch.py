@@ -217,7 +217,7 @@ class _HostGemm:
 
     def __call__(self, stream=None):
         accumulate = self.accumulates and self.program.host_row[ACCUMULATE] != 0.0
-        _blas.gemm(self.a, self.b, self.c, self.program.capacity, trans_a=self.trans_a,
+        _blas.gemm(self.a, self.b, self.c, trans_a=self.trans_a,
                    beta=1.0 if accumulate else 0.0, trans_b=self.trans_b, stream=stream)
 
 
