@@ -183,31 +183,33 @@ def _env_flag(name):
     return os.environ.get(name, "0") not in ("", "0")
 
 
+def _int_option(value, env, check, default, auto=False):
+    """``check(value)``, else ``check`` of the integer in the environment variable ``env``
+    (or ``"auto"`` where allowed), else ``default``; a bad value in ``env`` raises a
+    ValueError that names the variable."""
+    if value is not None:
+        return check(value)
+    text = os.environ.get(env, "").strip()
+    if not text:
+        return default
+    try:
+        return check(text if auto and text == "auto" else int(text))
+    except ValueError:
+        what = 'a positive int or "auto"' if auto else "a positive int"
+        raise ValueError(f"{env} must be {what}, got {text!r}") from None
+
+
 def _split_k(split_k):
     """The ``split_k`` argument, else :data:`SPLIT_K_ENV`'s value, else 1; checked."""
     from ..kernels.cuda.dense import check_split_k
-    if split_k is not None:
-        return check_split_k(split_k)
-    text = os.environ.get(SPLIT_K_ENV, "").strip() or "1"
-    try:
-        return check_split_k(text if text == "auto" else int(text))
-    except ValueError:
-        raise ValueError(f'{SPLIT_K_ENV} must be a positive int or "auto", got {text!r}') from None
+    return _int_option(split_k, SPLIT_K_ENV, check_split_k, 1, auto=True)
 
 
 def _depth(depth):
     """The ``depth`` argument, else :data:`DEPTH_ENV`'s value, else None (the kernels'
     default); checked."""
     from ..kernels.cuda.dense import check_depth
-    if depth is not None:
-        return check_depth(depth)
-    text = os.environ.get(DEPTH_ENV, "").strip()
-    if not text:
-        return None
-    try:
-        return check_depth(int(text))
-    except ValueError:
-        raise ValueError(f"{DEPTH_ENV} must be a positive int, got {text!r}") from None
+    return _int_option(depth, DEPTH_ENV, check_depth, None)
 
 
 class CudaBackend:
