@@ -34,16 +34,23 @@ def _shared_array(self, shape, dtype, alignment=None):
         # Dynamic shared memory is one preallocated buffer (no race);
         # alignment is refused by the simulator with its own message.
         return _shared_array.original(self, shape, dtype, alignment)
+    return launch_shared_array(self, shape, dtype, sys._getframe(1))
+
+
+def launch_shared_array(fake_shared, shape, dtype, caller, new=np.empty):
+    """The array of the simulator's ``fake_shared`` (one launch's ``cuda.shared``) for the
+    ``cuda.shared.array(shape, dtype)`` call made in frame ``caller``: made with
+    ``new(shape, dtype)`` by the first thread that asks, under a lock, and kept by source
+    line as the simulator does. ``dtype``: a NumPy or a Numba type."""
     from numba.core import types
     from numba.np import numpy_support
     if isinstance(dtype, types.Type):
         dtype = numpy_support.as_dtype(dtype)
-    caller = sys._getframe(1)
     key = (caller.f_code.co_filename, caller.f_lineno)  # what the simulator keys on
     with _lock:
-        array = self._allocations.get(key)
+        array = fake_shared._allocations.get(key)
         if array is None:
-            array = self._allocations[key] = np.empty(shape, dtype)
+            array = fake_shared._allocations[key] = new(shape, dtype)
     return array
 
 

@@ -9,7 +9,9 @@ Two kinds of tests live here:
 
       NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/cuda -m cudasim
 
-  They also run (fast) in a plain ``pytest`` on a machine with a usable GPU.
+  There they also check every launch for data races (``racecheck.py``; off
+  with ``FASTANN_RACECHECK=0``). They also run (fast) in a plain ``pytest`` on
+  a machine with a usable GPU.
 * ``@pytest.mark.gpu`` -- training on real hardware compared with the CPU;
   skipped without a GPU and under the simulator.
 
@@ -24,6 +26,9 @@ import pytest
 
 HERE = pathlib.Path(__file__).resolve().parent
 SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+# Under the simulator every kernel test also checks for data races (tests/cuda/racecheck.py);
+# FASTANN_RACECHECK=0 turns that off (about half the simulator run's time).
+RACECHECK = SIMULATOR and os.environ.get("FASTANN_RACECHECK", "1") not in ("", "0")
 
 _status = []
 
@@ -71,3 +76,19 @@ def kc(cuda):
         pytest.fail("numba.cuda was imported without the simulator although "
                     "NUMBA_ENABLE_CUDASIM=1 is set: run these tests in their own process")
     return kernels_cuda
+
+
+@pytest.fixture(autouse=True)
+def no_races(request):
+    """Under the simulator (unless FASTANN_RACECHECK=0): fail a kernel test whose kernels race,
+    inside a block or between the blocks of a launch. The race check's own tests and the
+    simulator-fix tests (which replace the same simulator methods) run without it."""
+    if (not RACECHECK or request.node.get_closest_marker("cudasim") is None
+            or request.node.path.name in ("test_racecheck.py", "test_simulator.py")):
+        yield
+        return
+    from racecheck import racecheck
+    with racecheck() as log:
+        yield
+    if log.races:
+        pytest.fail(f"data races in the kernels (tests/cuda/racecheck.py):\n{log.report()}")

@@ -431,3 +431,20 @@ def test_depth_refuses_other_values(kc, cuda):
     # Split-K counts slabs of the deeper size: S's first layer, 784 inputs in 13 slabs of 64.
     assert forward_splits(128, 784, 128, 16, 1, "auto", 132, depth=4) == 3
     assert forward_splits(128, 128, 10, 16, 1, "auto", 132, depth=4) == 2  # 2 slabs of 64
+
+
+def test_kernel_tests_run_under_the_race_check(kc, cuda):
+    """Under the simulator the conftest fixture checks these tests' launches for races."""
+    import os
+    import racecheck
+    if not kc.SIMULATOR or os.environ.get("FASTANN_RACECHECK", "1") in ("", "0"):
+        pytest.skip("the race check runs under the simulator, unless FASTANN_RACECHECK=0")
+    log = racecheck._active
+    assert log is not None
+    before = log.accesses
+    X, W, b = (np.ones(shape, np.float32) for shape in ((3, 5), (5, 7), 7))
+    out = cuda.device_array((3, 7), np.float32)
+    kc.gpu_dense_forward(cuda.to_device(X), cuda.to_device(W), cuda.to_device(b),
+                         kernels.RELU, out)
+    assert log.accesses > before and not log.races
+    np.testing.assert_array_equal(out.copy_to_host(), np.full((3, 7), 6.0, np.float32))
