@@ -27,46 +27,37 @@ def kernels():
     global cuda
     from numba import cuda
 
-    @cuda.jit
-    def neighbour_without_barrier(x, out):
-        tile = cuda.shared.array(N, np.float64)
-        i = cuda.threadIdx.x
-        tile[i] = x[i]
-        out[i] = tile[(i + 1) % N]  # another thread's write, no syncthreads between
+    def neighbours(barrier):
+        def kernel(x, out):
+            tile = cuda.shared.array(N, np.float64)
+            i = cuda.threadIdx.x
+            tile[i] = x[i]
+            if barrier:
+                cuda.syncthreads()
+            out[i] = tile[(i + 1) % N]  # another thread's write
+        return cuda.jit(kernel)
 
-    @cuda.jit
-    def neighbour(x, out):
-        tile = cuda.shared.array(N, np.float64)
-        i = cuda.threadIdx.x
-        tile[i] = x[i]
-        cuda.syncthreads()
-        out[i] = tile[(i + 1) % N]
+    neighbour = neighbours(True)
+    neighbour_without_barrier = neighbours(False)
 
-    @cuda.jit
-    def slabs_without_trailing_barrier(x, out):
-        # the tile is overwritten for the next slab while other threads still read it
-        tile = cuda.shared.array(N, np.float64)
-        i = cuda.threadIdx.x
-        total = 0.0
-        for slab in range(2):
-            tile[i] = x[slab * N + i]
-            cuda.syncthreads()
-            for k in range(N):
-                total += tile[k]
-        out[i] = total
+    def slab_sums(trailing_barrier):
+        def kernel(x, out):
+            tile = cuda.shared.array(N, np.float64)
+            i = cuda.threadIdx.x
+            total = 0.0
+            for slab in range(2):
+                tile[i] = x[slab * N + i]
+                cuda.syncthreads()
+                for k in range(N):
+                    total += tile[k]
+                if trailing_barrier:
+                    cuda.syncthreads()
+            out[i] = total
+        return cuda.jit(kernel)
 
-    @cuda.jit
-    def slabs(x, out):
-        tile = cuda.shared.array(N, np.float64)
-        i = cuda.threadIdx.x
-        total = 0.0
-        for slab in range(2):
-            tile[i] = x[slab * N + i]
-            cuda.syncthreads()
-            for k in range(N):
-                total += tile[k]
-            cuda.syncthreads()
-        out[i] = total
+    slabs = slab_sums(True)
+    # the tile is overwritten for the next slab while other threads still read it
+    slabs_without_trailing_barrier = slab_sums(False)
 
     @cuda.jit
     def same_output(x, out):
@@ -127,7 +118,7 @@ def kernels():
             partials[cuda.blockIdx.x] = x[cuda.blockIdx.x]
             out[cuda.blockIdx.x] = partials[(cuda.blockIdx.x + 1) % cuda.gridDim.x]
 
-    del arrivals
+    del neighbours, slab_sums, arrivals
     return {name: kernel for name, kernel in locals().items()}
 
 
