@@ -118,6 +118,14 @@ def kernels():
             partials[cuda.blockIdx.x] = x[cuda.blockIdx.x]
             out[cuda.blockIdx.x] = partials[(cuda.blockIdx.x + 1) % cuda.gridDim.x]
 
+    @cuda.jit
+    def copy(x, out):
+        out[cuda.threadIdx.x] = x[cuda.threadIdx.x]
+
+    @cuda.jit
+    def copy_shifted(x, out):
+        out[cuda.threadIdx.x] = x[(cuda.threadIdx.x + 1) % N]  # another thread's element
+
     del neighbours, slab_sums, arrivals
     return {name: kernel for name, kernel in locals().items()}
 
@@ -180,15 +188,19 @@ def test_the_arrival_protocol_orders_the_blocks(cuda, kernels):
     assert count[0] == 0
 
 
-def test_blocks_and_launches_are_not_mixed_up(cuda, kernels):
-    """Each block's accesses are its own; a second launch starts clean."""
-    x = np.arange(2 * N, dtype=np.float64)
-    x_device, out_device = cuda.to_device(x), cuda.to_device(np.zeros(N))
+def test_launches_are_not_mixed_up(cuda, kernels):
+    """The second launch reads what other threads wrote in the first: ordered by the launch
+    boundary, not a race (taken as one launch, or one block, it would be)."""
+    x = np.arange(N, dtype=np.float64)
+    x_device, middle, out = (cuda.to_device(a) for a in (x, np.zeros(N), np.zeros(N)))
     with racecheck() as log:
-        kernels["neighbour"][3, N](x_device, out_device)
-        kernels["neighbour"][3, N](x_device, out_device)
-    # every block writes the same out[i] from the same thread i: never a race inside a block
+        kernels["copy"][1, N](x_device, middle)
+        kernels["copy_shifted"][1, N](middle, out)
     assert not log.races, log.report()
+    np.testing.assert_array_equal(out.copy_to_host(), np.roll(x, -1))
+    with racecheck() as log:  # the same accesses inside one launch are a race
+        kernels["copy_shifted"][1, N](middle, middle)
+    assert [race.kind for race in log.races[:1]] == ["read and write"]
 
 
 def test_patches_are_removed_afterwards(cuda, kernels):
