@@ -160,6 +160,7 @@ class RaceLog:
         return address
 
     def _add(self, name, earlier, later, block, first_block=None):
+        """Count a race between ``earlier`` and ``later`` (in ``block``); keep the first few."""
         self.found += 1
         if len(self.races) < self.limit:
             self.races.append(Race(
@@ -177,11 +178,10 @@ class RaceLog:
             if access.address is not None:
                 elements.setdefault((access.epoch, access.address), []).append(access)
         for group in elements.values():
-            if (len(group) > 1 and any(access.kind != READ for access in group)
-                    and len({access.thread for access in group}) > 1):
-                race = _first_conflict(group)
-                if race is not None:
-                    self._add(race[2], race[0], race[1], block)
+            race = _first_conflict([(access.thread, access) for access in group])
+            if race is not None:
+                name, earlier, later, _, _ = race
+                self._add(name, earlier, later, block)
         if self._launch is not None:
             self._launch.append((block, [access for access in accesses
                                          if access.space == "global" or access.kind == FENCE]))
@@ -220,27 +220,16 @@ class RaceLog:
                 per_address.setdefault(access.address, []).append((number, access))
             atomics.append(by_counter)
             fences.append(by_thread)
+
+        def unordered(a_block, a, b_block, b):
+            return not _ordered(a, atomics[a_block], fences[a_block],
+                                b, atomics[b_block], fences[b_block])
+
         for accesses in per_address.values():
-            if len({number for number, _ in accesses}) < 2:
-                continue
-            if all(access.kind == READ for _, access in accesses):
-                continue
-            written = {access.value for _, access in accesses if access.kind == WRITE}
-            race = None
-            for i, (a_block, a) in enumerate(accesses):
-                for b_block, b in accesses[i + 1:]:
-                    if b_block == a_block:
-                        continue
-                    name = _conflict(a, b, written)
-                    if name and not _ordered(a, atomics[a_block], fences[a_block],
-                                             b, atomics[b_block], fences[b_block]):
-                        race = (name, a, b, blocks[a_block][0], blocks[b_block][0])
-                        break
-                if race:
-                    break
-            if race:
+            race = _first_conflict(accesses, unordered)
+            if race is not None:
                 name, a, b, a_block, b_block = race
-                self._add(name, a, b, b_block, first_block=a_block)
+                self._add(name, a, b, blocks[b_block][0], first_block=blocks[a_block][0])
 
 
 def _ordered(a, a_atomics, a_fences, b, b_atomics, b_fences):
@@ -267,18 +256,22 @@ def _sees(y, b, fences):
                for f in fences.get(b.thread, ()))
 
 
-def _first_conflict(group):
-    """``(earlier, later, name)`` of the first race among one element's accesses in one epoch."""
-    written = {access.value for access in group if access.kind == WRITE}
-    seen = {}  # thread -> its accesses so far
-    for access in group:
-        for thread, earlier_accesses in seen.items():
-            if thread != access.thread:
-                for earlier in earlier_accesses:
-                    name = _conflict(earlier, access, written)
-                    if name:
-                        return earlier, access, name
-        seen.setdefault(access.thread, []).append(access)
+def _first_conflict(accesses, unordered=lambda *pair: True):
+    """``(name, earlier, later, earlier's owner, later's owner)`` of the first race among one
+    element's ``accesses``, ``(owner, Access)`` pairs in the order they ran, or None. Owners
+    are threads (inside a block, one epoch) or blocks (one launch); two accesses of different
+    owners race when their kinds conflict and ``unordered(owner, a, other owner, b)``."""
+    if len(accesses) < 2 or all(access.kind == READ for _, access in accesses):
+        return None
+    if len({owner for owner, _ in accesses}) < 2:
+        return None
+    written = {access.value for _, access in accesses if access.kind == WRITE}
+    for i, (a_owner, a) in enumerate(accesses):
+        for b_owner, b in accesses[i + 1:]:
+            if b_owner != a_owner:
+                name = _conflict(a, b, written)
+                if name and unordered(a_owner, a, b_owner, b):
+                    return name, a, b, a_owner, b_owner
     return None
 
 
