@@ -576,14 +576,19 @@ def test_training_program_reused_across_calls_and_learning_rates(kc, cuda):
         program.run(9, 4, hyper(learning_rate=0.01, l2=0.5), step)
 
 
+def small_backend_args(seed):
+    """``CudaBackend``'s positional arguments for a tiny SGD model: for the option tests."""
+    _, _, norm, params, sizes = make_problem((3, 2), 1, seed=seed)
+    return sizes, kernels.RELU, kernels.SGD, norm, params
+
+
 @pytest.mark.parametrize("option,variable", [("graphs", "FASTANN_CUDA_GRAPHS"),
                                              ("fuse_update", "FASTANN_CUDA_FUSE_UPDATE")])
 def test_hardware_options_default_from_the_environment(cuda, monkeypatch, option, variable):
     """Off by default; the environment turns them on for models and the CLI; the argument wins."""
     from fastann.backends import cuda as cuda_backend
     assert variable in (cuda_backend.GRAPHS_ENV, cuda_backend.FUSE_UPDATE_ENV)
-    _, _, norm, params, sizes = make_problem((3, 2), 1, seed=46)
-    args = (sizes, kernels.RELU, kernels.SGD, norm, params)
+    args = small_backend_args(seed=46)
 
     def value(**kwargs):
         return getattr(cuda_backend.CudaBackend(*args, **kwargs), option)
@@ -599,8 +604,7 @@ def test_hardware_options_default_from_the_environment(cuda, monkeypatch, option
 
 def test_gemm_default_comes_from_the_environment(cuda, monkeypatch):
     from fastann.backends.cuda import GEMM_ENV, CudaBackend
-    _, _, norm, params, sizes = make_problem((3, 2), 1, seed=48)
-    args = (sizes, kernels.RELU, kernels.SGD, norm, params)
+    args = small_backend_args(seed=48)
     monkeypatch.delenv(GEMM_ENV, raising=False)
     assert CudaBackend(*args).gemm == "tiles"
     monkeypatch.setenv(GEMM_ENV, "cublas")
@@ -613,8 +617,7 @@ def test_gemm_default_comes_from_the_environment(cuda, monkeypatch):
 
 def test_split_k_default_comes_from_the_environment(cuda, monkeypatch):
     from fastann.backends.cuda import SPLIT_K_ENV, CudaBackend
-    _, _, norm, params, sizes = make_problem((3, 2), 1, seed=49)
-    args = (sizes, kernels.RELU, kernels.SGD, norm, params)
+    args = small_backend_args(seed=49)
     monkeypatch.delenv(SPLIT_K_ENV, raising=False)
     assert CudaBackend(*args).split_k == 1
     monkeypatch.setenv(SPLIT_K_ENV, "auto")
@@ -630,8 +633,7 @@ def test_split_k_default_comes_from_the_environment(cuda, monkeypatch):
 
 def test_depth_default_comes_from_the_environment(cuda, monkeypatch):
     from fastann.backends.cuda import DEPTH_ENV, CudaBackend
-    _, _, norm, params, sizes = make_problem((3, 2), 1, seed=50)
-    args = (sizes, kernels.RELU, kernels.SGD, norm, params)
+    args = small_backend_args(seed=50)
     monkeypatch.delenv(DEPTH_ENV, raising=False)
     assert CudaBackend(*args).launch["depth"] is None  # the kernels' default
     assert CudaBackend(*args, depth=4).launch["depth"] == 4
